@@ -1,0 +1,17 @@
+"""flowlib: the normalizing-flows library behind the course "Flows from Scratch".
+
+Convention: ``forward`` maps data x to latent z and returns (z, log|det dz/dx|); ``inverse`` maps back.
+"""
+from .core import Compose, Flow, FlowInputError, Inverse, checks, sum_except_batch
+from .distributions import StandardNormal, StandardUniform
+from .elementwise import Affine, Exp, Logit, MonotoneTanh, Sigmoid, SinhArcsinh
+from .models import FlowModel
+from .utils import fast_mode, pick, pick_device, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Affine", "Compose", "Exp", "Flow", "FlowInputError", "FlowModel", "Inverse", "Logit", "MonotoneTanh",
+    "Sigmoid", "SinhArcsinh", "StandardNormal", "StandardUniform", "checks", "fast_mode", "pick", "pick_device",
+    "seed_everything", "sum_except_batch",
+]
