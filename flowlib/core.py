@@ -45,11 +45,19 @@ class Flow(nn.Module):
     """Base class of every invertible map in flowlib.
 
     Attributes a subclass may set:
-        event_shape: the shape of one sample (without the batch dimension), or ``None`` for "any shape"
-            (element-wise maps). Inputs are checked against it.
+        event_shape: the shape of one data sample (without the batch dimension), or ``None`` for "any shape"
+            (element-wise maps). Inputs of ``forward`` are checked against it.
+        latent_shape: the shape of one latent sample when it differs from ``event_shape`` (a squeeze, a multi-scale
+            flow with a flat latent); inputs of ``inverse`` are checked against it.
     """
 
     event_shape: tuple[int, ...] | None = None
+    latent_shape: tuple[int, ...] | None = None
+
+    def _expected_shape(self, direction: str) -> tuple[int, ...] | None:
+        if direction == "inverse" and self.latent_shape is not None:
+            return self.latent_shape
+        return self.event_shape
 
     # ---- the public, checked API ------------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -95,8 +103,9 @@ class Flow(nn.Module):
                 f"{name}.{direction} expected a floating-point {what} (float32 or float64), got {v.dtype}; "
                 f"convert it with {what}.float()."
             )
-        if self.event_shape is not None:
-            expected = tuple(self.event_shape)
+        expected = self._expected_shape(direction)
+        if expected is not None:
+            expected = tuple(expected)
             if v.dim() != len(expected) + 1 or tuple(v.shape[1:]) != expected:
                 raise FlowInputError(
                     f"{name}.{direction} expected {what} of shape (B, {', '.join(map(str, expected))}) "
@@ -150,7 +159,12 @@ class Compose(Flow):
             if not isinstance(f, Flow):
                 raise TypeError(f"Compose expects Flow instances; argument {i} is a {type(f).__name__}.")
         self.flows = nn.ModuleList(flows)
-        self.event_shape = flows[0].event_shape if flows else None
+        if flows:
+            self.event_shape = flows[0].event_shape
+            last = flows[-1]
+            self.latent_shape = last.latent_shape if last.latent_shape is not None else last.event_shape
+            if self.latent_shape == self.event_shape:
+                self.latent_shape = None
 
     def __len__(self) -> int:
         return len(self.flows)
@@ -202,7 +216,10 @@ class Inverse(Flow):
         if not isinstance(flow, Flow):
             raise TypeError(f"Inverse expects a Flow, got {type(flow).__name__}.")
         self.flow = flow
-        self.event_shape = flow.event_shape
+        if flow.latent_shape is not None:
+            self.event_shape, self.latent_shape = flow.latent_shape, flow.event_shape
+        else:
+            self.event_shape = flow.event_shape
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.flow.inverse(x)

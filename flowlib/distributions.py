@@ -69,5 +69,7 @@ class StandardUniform(nn.Module):
         n = _check_n(n)
         if temperature != 1.0:
             raise ValueError("StandardUniform has no temperature; sample it with temperature=1.0.")
-        return torch.rand((n, *self.event_shape), generator=generator, device=self._anchor.device,
-                          dtype=self._anchor.dtype)
+        u = torch.rand((n, *self.event_shape), generator=generator, device=self._anchor.device,
+                       dtype=self._anchor.dtype)
+        # torch.rand draws from [0, 1); an exact 0 would be sent to -inf by an inverse CDF such as the logit
+        return u.clamp_min(torch.finfo(u.dtype).tiny)

@@ -126,9 +126,10 @@ class SinhArcsinh(Flow):
     """y = sinh(tailweight * asinh(x) - skew)   (Jones & Pewsey 2009).
 
     dy/dx = tailweight * cosh(tailweight * asinh(x) - skew) / sqrt(1 + x^2) > 0 for tailweight > 0.
-    Inverse: x = sinh((asinh(y) + skew) / tailweight). With skew = 0 and tailweight = 1 it is the identity;
-    a tailweight above 1 lightens the tails of what it is applied to, below 1 makes them heavier; the skew shifts
-    mass to one side. ``learnable=True`` makes both parameters trainable (tailweight kept positive via a log).
+    Inverse: x = sinh((asinh(y) + skew) / tailweight). With skew = 0 and tailweight = 1 it is the identity.
+    Used as a flow (data -> latent) in a model with a Gaussian base, a tailweight above 1 gives the *model's samples*
+    lighter tails than a Gaussian (and below 1 heavier ones); pushing a random variable forward through the map does
+    the opposite. The skew shifts mass to one side. ``learnable=True`` makes both parameters trainable (tailweight kept positive via a log).
     """
 
     def __init__(self, skew: float = 0.0, tailweight: float = 1.0, learnable: bool = False):

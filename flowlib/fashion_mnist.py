@@ -59,34 +59,38 @@ def candidate_dirs(root: str | os.PathLike | None = None) -> list[pathlib.Path]:
     return dirs + [REPO_DIR, DEBIAN_DIR]
 
 
-def verify(path: pathlib.Path, name: str | None = None) -> None:
-    """Raise DataError unless ``path`` holds the right data (decompressed SHA-256, or the origin's published MD5).
-    ``name`` is the file's Fashion-MNIST name when ``path`` is a temporary file."""
+def verify(path: pathlib.Path, name: str | None = None) -> bytes:
+    """The decompressed bytes of ``path``, after checking them: raise DataError unless the file holds the right data
+    (decompressed SHA-256, or the origin's published MD5 of the .gz). ``name`` is the file's Fashion-MNIST name when
+    ``path`` is a temporary file."""
     name = name or path.name
     sha, size, md5 = FILES[name]
     raw = path.read_bytes()
-    if hashlib.md5(raw).hexdigest() == md5:
-        return
     try:
         data = gzip.decompress(raw)
     except (OSError, EOFError) as e:
         raise DataError(f"{path} is not a complete gzip file ({e}): it is truncated or corrupt. Delete it and run "
                         f"again. {HOW_TO_GET}") from None
+    if hashlib.md5(raw).hexdigest() == md5:
+        return data
     got = hashlib.sha256(data).hexdigest()
     if got != sha:
         raise DataError(f"{path} holds {len(data)} bytes with SHA-256 {got[:16]}..., but Fashion-MNIST's "
                         f"{name} has {size} bytes with SHA-256 {sha[:16]}...: it is corrupt or a different "
                         f"file. Delete it and run again. {HOW_TO_GET}")
+    return data
 
 
 def locate(root: str | os.PathLike | None = None, download: bool = True, url: str = ORIGIN,
-           progress: bool = True) -> pathlib.Path:
-    """The folder that holds all four verified files, downloading them if no candidate folder has them."""
+           progress: bool = True, check: bool = True) -> pathlib.Path:
+    """The folder that holds all four files (verified unless ``check=False``; ``load`` verifies what it reads),
+    downloading them if no candidate folder has them."""
     for d in candidate_dirs(root):
         present = [n for n in FILES if (d / n).is_file()]
         if len(present) == len(FILES):
-            for n in FILES:
-                verify(d / n)
+            if check:
+                for n in FILES:
+                    verify(d / n)
             return d
         if present and d != DEBIAN_DIR:
             missing = sorted(set(FILES) - set(present))
@@ -139,7 +143,7 @@ def fetch(url: str, dest: pathlib.Path, progress: bool = True, timeout: float = 
 
 
 def _read_idx(path: pathlib.Path) -> np.ndarray:
-    data = gzip.decompress(path.read_bytes())
+    data = verify(path)  # decompressed once, checked, then parsed
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
@@ -150,7 +154,7 @@ def load(split: str = "train", root: str | os.PathLike | None = None, download: 
     """Images as uint8 (N, 1, 28, 28) with values 0..255, and labels as int64 (N,), for ``split`` train or test."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    folder = locate(root, download=download, progress=progress)
+    folder = locate(root, download=download, progress=progress, check=False)
     prefix = "train" if split == "train" else "t10k"
     images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
     labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")

@@ -36,8 +36,9 @@ class FlowModel(nn.Module):
         x, _ = self.flow.inverse(z)
         return x
 
-    def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    def sample_with_log_prob(self, n: int, temperature: float = 1.0,
+                             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Samples and their log q(x) from the same inverse pass: log q(x) = log p(z) - log|det dx/dz|."""
-        z = self.base.sample(n, temperature=temperature)
+        z = self.base.sample(n, temperature=temperature, generator=generator)
         x, logdet = self.flow.inverse(z)
         return x, self.base.log_prob(z) - logdet

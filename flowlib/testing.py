@@ -36,12 +36,25 @@ class CheckResult:
         p.text(str(self))
 
 
+def describe(flow: Flow) -> str:
+    """A short name for a flow that shows its structure: Inverse(Affine), Compose(3: Affine, Exp, ...)."""
+    from .core import Compose, Inverse
+
+    if isinstance(flow, Inverse):
+        return f"Inverse({describe(flow.flow)})"
+    if isinstance(flow, Compose):
+        names = [describe(f) for f in flow.flows]
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return f"Compose({len(names)}: {shown})"
+    return type(flow).__name__
+
+
 def _double(flow: Flow, x: Tensor) -> tuple[Flow, Tensor]:
     return copy.deepcopy(flow).double(), x.detach().double()
 
 
 def _fail(check: str, flow: Flow, message: str) -> None:
-    raise FlowCheckError(f"{check} of {type(flow).__name__} failed: {message}")
+    raise FlowCheckError(f"{check} of {describe(flow)} failed: {message}")
 
 
 def jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -57,7 +70,7 @@ def jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
         def flat(v: Tensor, shape=xi.shape) -> Tensor:
             return fn(v.reshape(shape)).reshape(-1)
 
-        out.append(torch.autograd.functional.jacobian(flat, xi.reshape(-1)))
+        out.append(torch.autograd.functional.jacobian(flat, xi.reshape(-1), vectorize=True))
     return torch.stack(out)
 
 
@@ -82,7 +95,7 @@ def check_round_trip(flow: Flow, x: Tensor, atol: float = 1e-5) -> CheckResult:
     if not err_ld <= atol:
         _fail("round trip", flow, f"forward log-det + inverse log-det should be 0, but is up to {err_ld:.3g}; "
                                   f"is the inverse's log-det missing or of the wrong sign?")
-    return CheckResult("round trip", type(flow).__name__, max(err_x, err_ld), atol)
+    return CheckResult("round trip", describe(flow), max(err_x, err_ld), atol)
 
 
 def check_logdet(flow: Flow, x: Tensor, atol: float = 1e-6) -> CheckResult:
@@ -100,7 +113,7 @@ def check_logdet(flow: Flow, x: Tensor, atol: float = 1e-6) -> CheckResult:
             i = int((claimed - truth).abs().argmax())
             _fail("log-det", flow, f"{direction} log-det at sample {i} is {float(claimed[i]):.6g} but the autograd "
                                    f"Jacobian gives {float(truth[i]):.6g} (error {err:.3g}, tolerance {atol}).")
-    return CheckResult("log-det vs autograd Jacobian", type(flow).__name__, worst, atol)
+    return CheckResult("log-det vs autograd Jacobian", describe(flow), worst, atol)
 
 
 def check_triangular(flow: Flow, x: Tensor, structure: str = "lower", order: Tensor | None = None,
@@ -128,7 +141,7 @@ def check_triangular(flow: Flow, x: Tensor, structure: str = "lower", order: Ten
         b, i, j = [int(v) for v in torch.nonzero(outside == outside.max())[0]]
         _fail("triangular structure", flow, f"expected a {structure} Jacobian, but dz_{i}/dx_{j} = "
                                             f"{float(J[b, i, j]):.3g} at sample {b}.")
-    return CheckResult(f"{structure}-triangular Jacobian", type(flow).__name__, err, atol)
+    return CheckResult(f"{structure}-triangular Jacobian", describe(flow), err, atol)
 
 
 def check_gradients(flow: Flow, x: Tensor, perturb: float = 0.05, seed: int = 0) -> CheckResult:
@@ -144,7 +157,7 @@ def check_gradients(flow: Flow, x: Tensor, perturb: float = 0.05, seed: int = 0)
             p.add_(perturb * torch.randn(p.shape, generator=g, dtype=p.dtype))
     params = dict(f.named_parameters())
     if not params:
-        return CheckResult("gradient reaches every parameter (it has none)", type(flow).__name__, 0.0, 0.0)
+        return CheckResult("gradient reaches every parameter (it has none)", describe(flow), 0.0, 0.0)
     z, logdet = f(x.detach().double())
     nll = (0.5 * z.reshape(z.shape[0], -1).pow(2).sum(1) - logdet).mean()
     nll.backward()
@@ -157,7 +170,7 @@ def check_gradients(flow: Flow, x: Tensor, perturb: float = 0.05, seed: int = 0)
     zero = [n for n, p in params.items() if float(p.grad.abs().max()) == 0.0]
     if zero:
         _fail("gradients", flow, f"the gradient of {zero} is exactly zero.")
-    return CheckResult("gradient reaches every parameter", type(flow).__name__, 0.0, 0.0)
+    return CheckResult("gradient reaches every parameter", describe(flow), 0.0, 0.0)
 
 
 def check_state_dict(flow: Flow, make_fresh: Callable[[], Flow], x: Tensor, atol: float = 0.0) -> CheckResult:
@@ -178,4 +191,4 @@ def check_state_dict(flow: Flow, make_fresh: Callable[[], Flow], x: Tensor, atol
     if not err <= atol:
         _fail("state_dict round trip", flow, f"a reloaded copy gives outputs that differ by {err:.3g}: some state "
                                              f"lives outside the state_dict (a Python attribute instead of a buffer?).")
-    return CheckResult("state_dict round trip", type(flow).__name__, err, atol)
+    return CheckResult("state_dict round trip", describe(flow), err, atol)

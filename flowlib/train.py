@@ -74,7 +74,8 @@ def _batches(data, batch_size: int, generator: torch.Generator) -> Callable[[], 
 def fit(model: nn.Module, data, steps: int, lr: float = 1e-3, batch_size: int = 256,
         optimizer: torch.optim.Optimizer | None = None, clip_grad: float | None = 10.0,
         callbacks: Iterable[Callback] = (), progress: bool = True, seed: int = 0,
-        device: torch.device | str | None = None) -> History:
+        device: torch.device | str | None = None, scheduler=None, start_step: int = 0,
+        history: History | None = None) -> History:
     """Train ``model`` by maximum likelihood for ``steps`` steps and return the ``History``.
 
     Args:
@@ -83,6 +84,8 @@ def fit(model: nn.Module, data, steps: int, lr: float = 1e-3, batch_size: int = 
             as for the 2D densities) or an iterable of batches (e.g. a DataLoader).
         clip_grad: the maximum gradient norm (None for no clipping).
         callbacks: functions ``cb(step, loss, model, history)`` called after every step.
+        scheduler: an optional learning-rate scheduler, stepped after every optimizer step.
+        start_step, history: to resume a run: steps are numbered from ``start_step + 1`` and appended to ``history``.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
@@ -92,12 +95,12 @@ def fit(model: nn.Module, data, steps: int, lr: float = 1e-3, batch_size: int = 
     device = torch.device(device) if device is not None else params[0].device
     optimizer = optimizer or torch.optim.Adam(params, lr=lr)
     next_batch = _batches(data, batch_size, torch.Generator().manual_seed(seed))
-    history = History()
+    history = history if history is not None else History()
     bar = _progress_bar(steps, enabled=progress)
     start = time.perf_counter()
     model.train()
     try:
-        for step in range(1, steps + 1):
+        for step in range(start_step + 1, start_step + steps + 1):
             x = next_batch().to(device)
             loss = -model.log_prob(x).mean()
             if not torch.isfinite(loss):
@@ -112,21 +115,25 @@ def fit(model: nn.Module, data, steps: int, lr: float = 1e-3, batch_size: int = 
             if not math.isfinite(grad_norm):
                 raise NonFiniteLossError(
                     f"the gradient norm is {grad_norm} at step {step} (loss {float(loss):.4g}). Training stopped "
-                    f"before the update; the model keeps the weights of step {step - 1}.")
+                    f"before the update; the model keeps the weights of step {step - 1}. Try a smaller learning "
+                    f"rate or gradient clipping (clip_grad).")
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             history.step.append(step)
             history.loss.append(float(loss.detach()))
             for cb in callbacks:
                 cb(step, history.loss[-1], model, history)
             bar.update(1)
-            if step % 10 == 0 or step == steps:
+            if step % 10 == 0 or step == start_step + steps:
                 bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
     except KeyboardInterrupt:
         history.interrupted = True
-        print(f"Interrupted after {len(history.step)} of {steps} steps; the model keeps its latest weights.")
+        done = (history.step[-1] if history.step else start_step) - start_step
+        print(f"Interrupted after {done} of {steps} steps; the model keeps its latest weights.")
     finally:
         bar.close()
-        history.seconds = time.perf_counter() - start
+        history.seconds += time.perf_counter() - start
     return history
 
 

@@ -22,6 +22,7 @@ class Case:
     structure: str | None = None  # "diagonal", "lower" or "upper" Jacobian, checked when given
     order: Callable[[Flow], torch.Tensor] | None = None  # variable ordering for the triangular check
     atol: float = 1e-6  # log-det tolerance (float64)
+    n: int = 5  # how many samples the checks use (fewer for large flows: the brute-force Jacobian costs D passes)
 
 
 CASES: dict[str, Case] = {}
@@ -86,3 +87,85 @@ case("Exp", seeded(fl.Exp), normal(3), structure="diagonal")
 case("SinhArcsinh", seeded(lambda: fl.SinhArcsinh(skew=0.4, tailweight=1.7, learnable=True)), normal(3),
      structure="diagonal")
 case("MonotoneTanh", seeded(_trained_monotone), normal(3, scale=2.0), structure="diagonal")
+
+# ---- coupling (lesson 04) -----------------------------------------------------------------------------------------
+from flowlib.coupling import AdditiveCoupling, AffineCoupling  # noqa: E402
+from flowlib.masks import alternating_mask, checkerboard_mask, channel_mask, half_mask  # noqa: E402
+from flowlib.realnvp import make_realnvp  # noqa: E402
+
+
+def _nudged(make: Callable[[], Flow], scale: float = 0.3) -> Callable[[], Flow]:
+    # A fresh coupling is the identity (zero last layer); nudge every parameter so the checks see a real coupling.
+    def build() -> Flow:
+        f = make()
+        with torch.no_grad():
+            for p in f.parameters():
+                p.add_(scale * torch.randn(p.shape))
+        return f
+
+    return build
+
+
+def _passed_through_first(flow: Flow) -> torch.Tensor:
+    # Order the variables (passed through, transformed): the coupling's Jacobian is then lower-triangular.
+    m = flow.mask.reshape(-1)
+    return torch.cat([torch.nonzero(m == 1)[:, 0], torch.nonzero(m == 0)[:, 0]])
+
+
+case("AdditiveCoupling", seeded(_nudged(lambda: AdditiveCoupling(half_mask(4), hidden=16))), normal(4),
+     structure="lower", order=_passed_through_first)
+case("AffineCoupling", seeded(_nudged(lambda: AffineCoupling(alternating_mask(5), hidden=16))), normal(5),
+     structure="lower", order=_passed_through_first)
+case("AffineCoupling-sigmoid", seeded(_nudged(lambda: AffineCoupling(half_mask(4), hidden=16, scale="sigmoid"))),
+     normal(4), structure="lower", order=_passed_through_first)
+case("AffineCoupling-checkerboard-conv", seeded(_nudged(lambda: AffineCoupling(checkerboard_mask(2, 4, 4), hidden=8))),
+     normal(2, 4, 4), structure="lower", order=_passed_through_first)
+case("AdditiveCoupling-channel-conv", seeded(_nudged(lambda: AdditiveCoupling(channel_mask(2, 3, 3), hidden=8))),
+     normal(2, 3, 3), structure="lower", order=_passed_through_first)
+case("RealNVP-vector", seeded(_nudged(lambda: make_realnvp(4, num_couplings=4, hidden=16), 0.2)), normal(4))
+case("NICE-vector", seeded(_nudged(lambda: make_realnvp(4, num_couplings=4, hidden=16, coupling="additive"), 0.2)),
+     normal(4))
+
+# ---- autoregressive and permutations (lessons 02-03) --------------------------------------------------------------
+from flowlib.autoregressive import IAF, MAF  # noqa: E402
+from flowlib.permutations import Permutation, Reverse  # noqa: E402
+
+
+def _perturbed(flow: Flow, scale: float = 0.3) -> Flow:
+    # A fresh MAF is the identity (zero-initialised output); move it so the checks see a real autoregressive map.
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(scale * torch.randn(p.shape))
+    return flow
+
+
+case("MAF", seeded(lambda: _perturbed(MAF(4, hidden=(16, 16)))), normal(4), structure="lower")
+case("MAF-shuffled-order", seeded(lambda: _perturbed(MAF(4, hidden=(16,), order=torch.tensor([2, 0, 3, 1])))),
+     normal(4), structure="lower", order=lambda f: f.order)
+case("MAF-2d-reverse", seeded(lambda: _perturbed(MAF(2, hidden=(8, 8), order="reverse"))), normal(2),
+     structure="lower", order=lambda f: f.order)
+case("IAF", seeded(lambda: _perturbed(IAF(3, hidden=(16, 16), order=torch.tensor([1, 2, 0])))), normal(3),
+     structure="lower", order=lambda f: f.order)
+case("Permutation", seeded(lambda: Permutation([2, 0, 3, 1])), normal(4))
+case("Reverse", seeded(lambda: Reverse(3)), normal(3))
+
+# ---- images: squeeze, multi-scale, pre-processing (lesson 05) ------------------------------------------------------
+from flowlib.image_models import multiscale_realnvp_flow  # noqa: E402
+from flowlib.images import logit_preprocessing  # noqa: E402
+from flowlib.multiscale import MultiScale, Squeeze  # noqa: E402
+
+
+def pixels(*shape: int, seed: int = 4) -> Callable[[int], torch.Tensor]:
+    def sample(n: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randint(0, 256, (n, *shape), generator=g).double() + torch.rand((n, *shape), generator=g)
+
+    return sample
+
+
+case("Squeeze", seeded(lambda: Squeeze((2, 4, 2))), normal(2, 4, 2))
+case("Squeeze-any-shape", seeded(Squeeze), normal(1, 2, 6))
+case("MultiScale-realnvp", seeded(_nudged(lambda: multiscale_realnvp_flow((1, 8, 8), levels=2, couplings=4,
+                                                                          hidden=4), 0.2)), normal(1, 8, 8), n=2)
+case("MultiScale-minimal", seeded(_nudged(lambda: MultiScale((2, 2, 2), [Squeeze((2, 2, 2))]))), normal(2, 2, 2))
+case("logit-preprocessing", seeded(lambda: logit_preprocessing(8, 0.05)), pixels(1, 2, 2), structure="diagonal")

@@ -15,7 +15,6 @@ from flowlib.core import Flow
 
 from .flow_registry import CASES
 
-N = 5
 
 
 @pytest.fixture(params=sorted(CASES), ids=str)
@@ -24,11 +23,11 @@ def case(request):
 
 
 def test_round_trip(case):
-    T.check_round_trip(case.make(), case.sample(N))
+    T.check_round_trip(case.make(), case.sample(case.n))
 
 
 def test_logdet_matches_autograd_jacobian(case):
-    T.check_logdet(case.make(), case.sample(N), atol=case.atol)
+    T.check_logdet(case.make(), case.sample(case.n), atol=case.atol)
 
 
 def test_jacobian_structure(case):
@@ -40,7 +39,7 @@ def test_jacobian_structure(case):
 
 
 def test_every_parameter_gets_a_gradient(case):
-    T.check_gradients(case.make(), case.sample(N))
+    T.check_gradients(case.make(), case.sample(case.n))
 
 
 def test_state_dict_round_trip(case):
@@ -48,16 +47,20 @@ def test_state_dict_round_trip(case):
     with torch.no_grad():  # make the saved state differ from a fresh build
         for p in flow.parameters():
             p.add_(0.1)
-    T.check_state_dict(flow, case.make, case.sample(N))
+    T.check_state_dict(flow, case.make, case.sample(case.n))
 
 
 def test_logdet_shape_device_dtype(case):
-    flow, x = case.make(), case.sample(N)
-    for direction, v in (("forward", x), ("inverse", flow(x)[0].detach())):
+    flow, x = case.make(), case.sample(case.n)
+    z = flow(x)[0].detach()
+    if flow.latent_shape is not None:
+        assert tuple(z.shape[1:]) == tuple(flow.latent_shape), "forward's output does not have the latent shape"
+    for direction, v in (("forward", x), ("inverse", z)):
         out, logdet = flow(v) if direction == "forward" else flow.inverse(v)
-        assert logdet.shape == (N,), f"{direction} log-det shape {tuple(logdet.shape)}"
+        assert logdet.shape == (case.n,), f"{direction} log-det shape {tuple(logdet.shape)}"
         assert logdet.dtype == v.dtype and logdet.device == v.device
-        assert out.shape == v.shape
+        assert out.shape[0] == case.n
+    assert flow.inverse(z)[0].shape == x.shape
 
 
 def _all_flow_classes() -> set[type]:

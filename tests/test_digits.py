@@ -1,0 +1,130 @@
+"""The digits split, dequantization and the honest bits/dim, checked against exact discrete computations."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from flowlib import digits as D
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two OpenMP threads on a busy 2-core machine can be 10x slower than one (PITFALLS.md); restore afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return D.load_digits_split()
+
+
+def test_split_is_fixed_disjoint_and_complete(split):
+    assert (len(split.train), len(split.val), len(split.test)) == (1000, 350, 447)
+    assert len(split.test) >= 400
+    again = D.load_digits_split()
+    assert torch.equal(split.test, again.test) and torch.equal(split.train_labels, again.train_labels)
+    every = torch.cat([split.train, split.val, split.test])
+    assert every.shape == (1797, 64) and every.dtype == torch.long
+    assert int(every.min()) == 0 and int(every.max()) == 16
+    # no image index is used twice: compare with sklearn's own array, row multiset
+    from sklearn.datasets import load_digits
+
+    ref = torch.as_tensor(load_digits().data, dtype=torch.long)
+    assert sorted(map(tuple, every.tolist())) == sorted(map(tuple, ref.tolist()))
+    assert not torch.equal(D.load_digits_split(seed=1).test, split.test)
+
+
+def test_dequantize_fills_each_cell_and_quantize_undoes_it(split):
+    y = D.dequantize(split.train, torch.Generator().manual_seed(0))
+    assert y.dtype == torch.float32 and float(y.min()) >= 0 and float(y.max()) < 1
+    assert torch.equal(D.quantize(y), split.train)
+    frac = y * 17 - split.train  # the noise u, which must fill (0, 1), not (0, 0.5)
+    assert float(frac.min()) < 0.01 and float(frac.max()) > 0.99
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([[17]]), torch.tensor([[-1]]), torch.tensor([[0.5]])])
+def test_dequantize_refuses_what_is_not_a_grey_level(bad):
+    with pytest.raises(ValueError, match="grey level|integer"):
+        D.dequantize(bad)
+
+
+class _Histogram:
+    """Independent pixels with given level probabilities p[i, k], as a density piecewise constant on cells of width
+    w / 17: exactly the model for which the dequantization bound is tight. Its discrete NLL is known exactly."""
+
+    def __init__(self, p, width=1.0):
+        self.logp, self.width = p.log(), width
+
+    def log_prob(self, y):
+        k = torch.clamp(torch.floor(y * 17), 0, 16).long()
+        inside = (y * 17 - k) < self.width
+        lp = self.logp.gather(1, k.T).T + math.log(17 / self.width)  # density = p / (w / 17) on its cell part
+        return torch.where(inside, lp, torch.full_like(lp, -math.inf)).sum(1)
+
+
+def _marginals(x):
+    counts = torch.stack([torch.bincount(x[:, i], minlength=17) for i in range(64)]).double() + 1.0
+    return counts / counts.sum(1, keepdim=True)
+
+
+def test_bits_per_dim_is_exact_for_the_uniform_model(split):
+    uniform = _Histogram(torch.full((64, 17), 1 / 17))
+    assert D.bits_per_dim(uniform, split.test) == pytest.approx(math.log2(17), abs=1e-9)
+    assert D.uniform_bits_per_dim() == pytest.approx(4.087, abs=1e-3)
+
+
+def test_bits_per_dim_equals_the_discrete_nll_of_a_histogram_model(split):
+    p = _marginals(split.train)
+    exact = float(-p.log().gather(1, split.test.T).T.sum(1).mean()) / (64 * math.log(2))
+    assert D.bits_per_dim(_Histogram(p), split.test) == pytest.approx(exact, abs=1e-9)
+    assert exact < 4.0  # the marginals alone already beat uniform
+
+
+def test_half_width_noise_is_honest_only_with_its_correction(split):
+    """A model that puts all its mass on the half-cells [x, x + 0.5) has twice the density: without the 64 log 0.5
+    correction its number would be exactly 1 bit/dim better than its true discrete NLL."""
+    p = _marginals(split.train)
+    exact = float(-p.log().gather(1, split.test.T).T.sum(1).mean()) / (64 * math.log(2))
+    half = _Histogram(p, width=0.5)
+    assert D.bits_per_dim(half, split.test, noise_width=0.5) == pytest.approx(exact, abs=1e-9)
+    # what leaving out 64 log w reports: the same noise, the same scaling log-det, no width correction
+    y = D.dequantize(split.test, torch.Generator().manual_seed(0), noise_width=0.5)
+    uncorrected = float(-(half.log_prob(y) - 64 * math.log(17)).mean()) / (64 * math.log(2))
+    assert exact - uncorrected == pytest.approx(1.0, abs=1e-9)
+
+
+def test_bits_per_dim_refuses_non_finite_likelihoods(split):
+    class Broken:
+        def log_prob(self, y):
+            return torch.full((len(y),), float("nan"))
+
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        D.bits_per_dim(Broken(), split.test[:10])
+
+
+def test_image_grid_shape():
+    g = D.image_grid(torch.zeros(10, 64, dtype=torch.long), nrow=5)
+    assert g.shape == (2 * 9 + 1, 5 * 9 + 1)
+
+
+def test_sampler_draws_fresh_noise_each_call(split):
+    draw = D.sampler(split.train[:5], seed=0)
+    a, b = draw(200), draw(200)
+    assert a.shape == (200, 64) and not torch.equal(a, b)
+    assert set(D.quantize(a).unique().tolist()) <= set(split.train[:5].unique().tolist())
+
+
+def test_a_short_training_run_beats_uniform_and_keeps_the_best_validation_weights(split):
+    model, keeper, history = D.train_realnvp(split, steps=100, num_couplings=4, hidden=32, every=25)
+    steps, vals = zip(*history.extra["val_bpd"])
+    assert steps == (25, 50, 75, 100)
+    assert keeper.best == min(vals) and keeper.best_step == steps[vals.index(min(vals))]
+    assert D.bits_per_dim(model, split.val, repeats=1) == pytest.approx(keeper.best, abs=1e-9)  # restored
+    assert keeper.best < D.uniform_bits_per_dim() - 0.5
+    with pytest.raises(RuntimeError, match="no validation score"):
+        D.KeepBest(split.val, every=10).restore(model)

@@ -1,0 +1,94 @@
+"""Exercise checkers of lessons 02/03: placeholders are 'not answered yet', right answers pass, typical wrong
+answers are told what is wrong, and strict mode raises."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from flowlib import exercises2d as ex
+
+
+def _todo(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("checker,placeholder", [
+    (ex.check_area, ...), (ex.check_kl_gap, None), (ex.check_triangular_logdet, _todo),
+    (ex.check_sine_shear_jacobian, _todo), (ex.check_composition_log_prob, _todo),
+    (ex.check_pass_counts, {"maf_density": ..., "maf_sampling": ..., "iaf_density": ..., "iaf_sampling": ...}),
+])
+def test_placeholder_is_not_answered_yet(checker, placeholder):
+    fb = checker(placeholder)
+    assert fb.ok is None and "Not answered yet" in fb.message
+    with pytest.raises(AssertionError, match="Not answered yet"):
+        checker(placeholder, strict=True)
+
+
+def test_area():
+    assert ex.check_area(2.5, strict=True).ok
+    assert "|det A|" in ex.check_area(-2.5).message
+    assert "ad − bc" in ex.check_area(3.5).message
+    assert "trace" in ex.check_area(1.5).message
+    assert not ex.check_area("two").ok
+
+
+def test_triangular_logdet():
+    good = lambda J: torch.diagonal(J, dim1=-2, dim2=-1).abs().log().sum(-1)  # noqa: E731
+    assert ex.check_triangular_logdet(good, strict=True).ok
+    assert "NaN" in ex.check_triangular_logdet(lambda J: torch.diagonal(J, dim1=1, dim2=2).log().sum(-1)).message
+    assert "not its log" in ex.check_triangular_logdet(
+        lambda J: torch.diagonal(J, dim1=1, dim2=2).prod(-1).abs()).message
+    assert "only the diagonal" in ex.check_triangular_logdet(lambda J: torch.linalg.slogdet(J)[1]).message
+    assert "shape" in ex.check_triangular_logdet(lambda J: torch.diagonal(J, dim1=1, dim2=2).abs().log()).message
+    assert "raised ZeroDivisionError" in ex.check_triangular_logdet(lambda J: 1 / 0).message
+
+
+def test_sine_shear_jacobian():
+    good = lambda a, b, s: [[1, s * math.cos(b)], [s * math.cos(a), 1]]  # noqa: E731
+    assert ex.check_sine_shear_jacobian(good, strict=True).ok
+    assert "transpose" in ex.check_sine_shear_jacobian(lambda a, b, s: [[1, s * math.cos(a)],
+                                                                        [s * math.cos(b), 1]]).message
+    assert "off-diagonal" in ex.check_sine_shear_jacobian(lambda a, b, s: [[1, 0], [0, 1]]).message
+
+
+def test_composition_log_prob():
+    def good(flows, base, x):
+        total = torch.zeros(x.shape[0])
+        for f in flows:
+            x, ld = f(x)
+            total = total + ld
+        return base.log_prob(x) + total
+
+    def minus(flows, base, x):
+        total = torch.zeros(x.shape[0])
+        for f in flows:
+            x, ld = f(x)
+            total = total - ld
+        return base.log_prob(x) + total
+
+    def no_logdet(flows, base, x):
+        for f in flows:
+            x, _ = f(x)
+        return base.log_prob(x)
+
+    assert ex.check_composition_log_prob(good, strict=True).ok
+    assert "wrong sign" in ex.check_composition_log_prob(minus).message
+    assert "left out the log-determinants" in ex.check_composition_log_prob(no_logdet).message
+    with pytest.raises(AssertionError, match="wrong sign"):
+        ex.check_composition_log_prob(minus, strict=True)
+
+
+def test_kl_gap():
+    assert ex.check_kl_gap(0.22, strict=True).ok
+    assert "never negative" in ex.check_kl_gap(-0.22).message
+    assert "cross-entropy" in ex.check_kl_gap(2.61).message
+
+
+def test_pass_counts():
+    right = {"maf_density": 1, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
+    assert ex.check_pass_counts(right, strict=True).ok
+    fb = ex.check_pass_counts({**right, "maf_sampling": 1})
+    assert not fb.ok and "maf_sampling" in fb.message and "one pass per coordinate" in fb.message
+    assert "keys" in ex.check_pass_counts({"maf": 1}).message
