@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import images
+
 LEVELS = 17  # grey levels 0..16
 SIDE = 8
 DIM = SIDE * SIDE
@@ -70,22 +72,13 @@ def load_digits_split(seed: int = 0, n_train: int = 1000, n_val: int = 350) -> D
 
 
 def _check_levels(x: Tensor) -> None:
-    if x.is_floating_point() and not bool((x == x.round()).all()):
-        raise ValueError("expected integer grey levels 0..16 (the discrete data), got non-integer values; "
-                         "dequantize discrete data, not already dequantized data.")
-    if bool((x < 0).any()) or bool((x > LEVELS - 1).any()):
-        raise ValueError(f"grey levels must lie in 0..{LEVELS - 1}, got values in "
-                         f"[{float(x.min())}, {float(x.max())}].")
+    images.check_pixels(x, LEVELS)
 
 
 def dequantize(x: Tensor, generator: torch.Generator | None = None, noise_width: float = 1.0) -> Tensor:
     """y = (x + u) / 17 with u ~ Uniform(0, noise_width), as float32. ``noise_width=1`` is the right width: the
-    noise then fills each grey level's cell [x, x + 1) exactly."""
-    _check_levels(x)
-    if not 0 < noise_width <= 1:
-        raise ValueError(f"noise_width must be in (0, 1], got {noise_width}.")
-    u = noise_width * torch.rand(x.shape, generator=generator)
-    return (x.float() + u) / LEVELS
+    noise then fills each grey level's cell [x, x + 1) exactly. (flowlib.images.dequantize with scale 1/17.)"""
+    return images.dequantize(x, LEVELS, generator, noise_width, scale=1.0 / LEVELS)
 
 
 def quantize(y: Tensor) -> Tensor:
@@ -104,7 +97,6 @@ def bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, s
     """
     _check_levels(x)
     g = torch.Generator().manual_seed(seed)
-    d = x[0].numel()
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -112,22 +104,17 @@ def bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, s
     device = p.device if p is not None else torch.device("cpu")
     total, count = 0.0, 0
     try:
-        with torch.no_grad():
-            for _ in range(repeats):
-                for i in range(0, len(x), batch_size):
-                    y = dequantize(x[i:i + batch_size], g, noise_width).to(device)
-                    lp = model.log_prob(y).double()
-                    if not bool(torch.isfinite(lp).all()):
-                        raise FloatingPointError(f"{int((~torch.isfinite(lp)).sum())} non-finite log-likelihood(s) "
-                                                 f"in the evaluation; the bits/dim would be meaningless.")
-                    total += float(lp.sum())
-                    count += len(lp)
+        for _ in range(repeats):
+            for i in range(0, len(x), batch_size):
+                # the one bits/dim of the course (flowlib.images): scaling by 1/17 and noise width both accounted for
+                bpd = images.bits_per_dim(model, x[i:i + batch_size].to(device), LEVELS, generator=g,
+                                          noise_width=noise_width, scale=1.0 / LEVELS)
+                total += float(bpd.sum())
+                count += len(bpd)
     finally:
         if was_training:
             model.train()
-    mean_log_q = total / count
-    log_p_discrete = mean_log_q - d * math.log(LEVELS) + d * math.log(noise_width)
-    return -log_p_discrete / (d * math.log(2))
+    return total / count
 
 
 def uniform_bits_per_dim() -> float:
@@ -136,16 +123,11 @@ def uniform_bits_per_dim() -> float:
 
 
 def image_grid(x: Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
-    """Integer or float images (N, 64) as one 2D array for ``plt.imshow(..., cmap="gray_r")``, ``nrow`` per row."""
-    x = x.detach().float().reshape(-1, SIDE, SIDE).cpu().numpy()
-    n = len(x)
-    rows = math.ceil(n / nrow)
-    grid = np.full((rows * (SIDE + pad) + pad, nrow * (SIDE + pad) + pad), np.nan)
-    for k in range(n):
-        r, c = divmod(k, nrow)
-        top, left = pad + r * (SIDE + pad), pad + c * (SIDE + pad)
-        grid[top:top + SIDE, left:left + SIDE] = x[k]
-    return grid
+    """Integer or float images (N, 64) as one 2D array for ``plt.imshow(..., cmap="gray_r")``, ``nrow`` per row,
+    with blank (NaN) borders."""
+    from .plot_images import image_grid as grid
+
+    return grid(x.detach().float().reshape(-1, 1, SIDE, SIDE).cpu(), nrow, pad, fill=float("nan")).numpy()
 
 
 def sampler(x: Tensor, seed: int = 0, noise_width: float = 1.0):

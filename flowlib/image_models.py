@@ -59,9 +59,9 @@ def multiscale_realnvp_flow(shape=(1, 28, 28), levels: int = 2, couplings: int =
 
 
 def multiscale_realnvp(shape=(1, 28, 28), levels: int = 2, couplings: int = 8, hidden: int = 128,
-                       num_bits: int = 8, alpha: float = 0.05) -> FlowModel:
+                       pixel_levels: int = 256, alpha: float = 0.05) -> FlowModel:
     """A FlowModel for integer images of ``shape`` (dequantized): pre-processing + multi-scale RealNVP + N(0, I)."""
-    flow = Compose(logit_preprocessing(num_bits, alpha),
+    flow = Compose(logit_preprocessing(pixel_levels, alpha),
                    multiscale_realnvp_flow(shape, levels, couplings, hidden))
     d = shape[0] * shape[1] * shape[2]
     return FlowModel(flow, StandardNormal(d))

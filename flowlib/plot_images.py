@@ -11,12 +11,16 @@ from .core import Compose
 from .multiscale import MultiScale, Squeeze, output_shape
 
 
-def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> torch.Tensor:
-    """(B, C, H, W) -> one (H', W') or (H', W', C) image with a ``pad``-pixel border between tiles."""
+def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1, fill: float | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> one (H', W') or (H', W', C) image with a ``pad``-pixel border between tiles.
+
+    ``fill`` is the border's value (default: the largest pixel value; NaN leaves it blank in ``imshow``)."""
     b, c, h, w = images.shape
     ncol = nrow
     nrows = math.ceil(b / ncol)
-    grid = torch.full((c, nrows * (h + pad) + pad, ncol * (w + pad) + pad), float(images.max()) if b else 0.0)
+    if fill is None:
+        fill = float(images.max()) if b else 0.0
+    grid = torch.full((c, nrows * (h + pad) + pad, ncol * (w + pad) + pad), fill)
     for i in range(b):
         r, col = divmod(i, ncol)
         grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = \

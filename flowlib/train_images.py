@@ -80,9 +80,7 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, seed: int = 123
     g = torch.Generator().manual_seed(seed)
     total = 0.0
     for i in range(0, images.shape[0], batch_size):
-        x = images[i: i + batch_size]
-        y = dequantize(x, generator=g).to(device)
-        total += float((-model.log_prob(y) / (x[0].numel() * math.log(2))).double().sum())
+        total += float(bits_per_dim(model, images[i: i + batch_size].to(device), generator=g).sum())
     model.train()
     return total / images.shape[0]
 

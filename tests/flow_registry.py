@@ -168,4 +168,4 @@ case("Squeeze-any-shape", seeded(Squeeze), normal(1, 2, 6))
 case("MultiScale-realnvp", seeded(_nudged(lambda: multiscale_realnvp_flow((1, 8, 8), levels=2, couplings=4,
                                                                           hidden=4), 0.2)), normal(1, 8, 8), n=2)
 case("MultiScale-minimal", seeded(_nudged(lambda: MultiScale((2, 2, 2), [Squeeze((2, 2, 2))]))), normal(2, 2, 2))
-case("logit-preprocessing", seeded(lambda: logit_preprocessing(8, 0.05)), pixels(1, 2, 2), structure="diagonal")
+case("logit-preprocessing", seeded(lambda: logit_preprocessing(256, 0.05)), pixels(1, 2, 2), structure="diagonal")

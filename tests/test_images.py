@@ -65,7 +65,7 @@ def test_bits_per_dim_of_a_uniform_model_is_exactly_the_bit_depth():
 
 def test_logit_preprocessing_logdet_is_counted():
     # log q(y) of the pre-processing + N(0, I) equals the change of variables done by hand
-    pre = logit_preprocessing(8, alpha=0.05)
+    pre = logit_preprocessing(256, alpha=0.05)
     model = fl.FlowModel(pre, fl.StandardNormal((1, 2, 2)))
     y = torch.tensor([[[[0.5, 100.2], [255.9, 37.0]]]])
     s = 0.05 + 0.9 * y / 256
@@ -81,7 +81,35 @@ def test_bad_pixels_are_refused_with_the_range():
     with pytest.raises(ValueError, match="already dequantized"):
         check_pixels(torch.tensor([[0.5, 3.0]]))
     with pytest.raises(ValueError, match="0..31"):
-        bits_per_dim(None, torch.tensor([[40]]), num_bits=5)
+        bits_per_dim(None, torch.tensor([[40]]), levels=32)
+
+
+def test_non_finite_likelihood_raises_instead_of_being_averaged_away():
+    class Broken(torch.nn.Module):
+        def log_prob(self, y):
+            return torch.tensor([0.0, float("nan")])
+
+    with pytest.raises(FloatingPointError, match="1 of 2"):
+        bits_per_dim(Broken(), torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_narrow_noise_is_corrected_and_outside_scaling_counted():
+    # The discrete uniform model over 17 levels, P(x) = 17^-D, seen through y = (x + w u) / 17: its density is
+    # uniform on the boxes [x/17, (x + w)/17), q(y) = 17^-D / (w/17)^D = w^-D. For every noise width w the honest
+    # bound must come out as exactly log2 17 bits/dim: the D log(1/17) of the scaling and the D log w of the
+    # narrow noise are both accounted for.
+    class UniformOnUnitBox(torch.nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.w = w
+
+        def log_prob(self, y):
+            return torch.full((y.shape[0],), -y[0].numel() * math.log(self.w))
+
+    x = torch.randint(0, 17, (4, 64))
+    for w in (1.0, 0.5, 0.25):
+        bpd = bits_per_dim(UniformOnUnitBox(w), x, levels=17, scale=1 / 17, noise_width=w)
+        assert torch.allclose(bpd, torch.full((4,), math.log2(17), dtype=torch.float64))
 
 
 def test_dequantize_stays_in_its_bin_and_pixels_come_back():
