@@ -7,7 +7,6 @@ import platform
 import shlex
 import statistics
 import sys
-import time
 from typing import Callable
 
 REGISTRY: dict[str, tuple[Callable[..., None], str]] = {}
@@ -47,13 +46,9 @@ def machine() -> str:
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
     """Median wall time of ``fn()`` in seconds over ``repeats`` calls (after ``warmup`` calls), and all times."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    from flowlib.costs import timings
+
+    times = timings(fn, repeats, warmup)
     return statistics.median(times), times
 
 

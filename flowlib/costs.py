@@ -10,11 +10,11 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["median_seconds", "determinant_costs", "direction_costs"]
+__all__ = ["timings", "median_seconds", "determinant_costs", "direction_costs"]
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+def timings(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of each of ``repeats`` calls of ``fn()``, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -22,7 +22,12 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) 
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+    return statistics.median(timings(fn, repeats, warmup))
 
 
 def determinant_costs(dims: Sequence[int], repeats: int = 5, seed: int = 0) -> dict[str, list[float]]:

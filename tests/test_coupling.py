@@ -19,15 +19,6 @@ from flowlib.nets import MLP, ConvNet
 from flowlib.realnvp import coupling_masks, make_realnvp
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine can be 10x slower than one (PITFALLS.md); restore afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def nudge(flow, scale=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -9,15 +9,6 @@ import torch
 from flowlib import digits as D
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a busy 2-core machine can be 10x slower than one (PITFALLS.md); restore afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def split():
     return D.load_digits_split()
