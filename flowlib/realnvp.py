@@ -28,9 +28,16 @@ MASK_KINDS = ("alternating", "half", "random", "same")
 
 def coupling_masks(dim: int, num_couplings: int, kind: str = "alternating",
                    generator: torch.Generator | None = None) -> list[Tensor]:
-    """The masks of a stack: ``kind`` is "alternating" (even/odd positions, flipped every layer), "half"
-    (first/second half, flipped every layer), "random" (a fresh random half for every pair of layers, then its
-    flip) or "same" (the first half in EVERY layer: the mistake lesson 04 demonstrates)."""
+    """The schedule of masks of a stack: which mask (1 = passed through) each of the ``num_couplings`` layers uses.
+
+    ``kind`` names the schedule, not a single mask (those are in ``flowlib.masks``). Every kind but "same" flips
+    the mask from one layer to the next, so the layers take turns:
+
+    - "alternating": ``alternating_mask`` (1 0 1 0 ...), then its flip (0 1 0 1 ...), and so on;
+    - "half": ``half_mask`` (1 1 0 0), then its flip (0 0 1 1), and so on;
+    - "random": a fresh ``random_mask`` for every pair of layers, then its flip;
+    - "same": ``half_mask`` in EVERY layer, never flipped (the mistake lesson 04 demonstrates).
+    """
     if kind not in MASK_KINDS:
         raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}.")
     if kind == "same":

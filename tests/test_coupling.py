@@ -196,6 +196,8 @@ def test_nets_start_at_zero_output():
 def test_coupling_masks_kinds():
     ms = coupling_masks(4, 4, "half")
     assert [m.tolist() for m in ms] == [[1, 1, 0, 0], [0, 0, 1, 1]] * 2
+    ms = coupling_masks(4, 4, "alternating")  # the name of the schedule; the pattern along the vector is 1 0 1 0
+    assert [m.tolist() for m in ms] == [[1, 0, 1, 0], [0, 1, 0, 1]] * 2
     ms = coupling_masks(6, 4, "random", torch.Generator().manual_seed(1))
     assert torch.equal(ms[1], flip(ms[0])) and torch.equal(ms[3], flip(ms[2]))
     assert all(torch.equal(m, half_mask(4)) for m in coupling_masks(4, 3, "same"))
