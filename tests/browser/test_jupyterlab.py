@@ -1,0 +1,163 @@
+"""The course as a student sees it: JupyterLab in headless Chromium.
+
+The test starts its own JupyterLab (127.0.0.1, random token, private settings, fast mode), opens a lesson, runs
+all cells from the Run menu, waits until every cell has run and the kernel is idle, and fails on any error output.
+In lesson 01 it then moves the change-of-variables widget's slider with the keyboard and checks that the readout
+and the picture change. Screenshots of each checked widget go to artifacts/browser/.
+
+Add a lesson to LESSONS to have it opened and run as well; give it a widget check like lesson 01's when it has
+widgets that matter.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+import pytest
+
+from .conftest import ROOT, JupyterLabServer
+
+LESSON_01 = "01_change_of_variables.ipynb"
+LESSON_05 = "05_flows_for_images.ipynb"
+LESSONS = [LESSON_01, LESSON_05]
+RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240}  # seconds, fast mode on a busy 2-core machine
+
+# What the page's notebook is doing, read from JupyterLab's own model (the app is exposed to the page):
+# the kernel's status, code cells in all and executed, cells still queued or running ("[*]"), and error outputs.
+NOTEBOOK_STATE = """(name) => {
+  const app = window.jupyterapp;
+  const w = app && app.shell.currentWidget;
+  if (!w || !w.content || !w.sessionContext || !w.context || w.context.path !== name) return null;
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  const cells = w.content.model.cells;
+  let total = 0, executed = 0; const errors = [];
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    total++;
+    if (cell.executionCount) executed++;
+    for (let j = 0; j < cell.outputs.length; j++) {
+      const out = cell.outputs.get(j).toJSON();
+      if (out.output_type === 'error') errors.push(`cell ${i}: ${out.ename}: ${out.evalue}`);
+    }
+  }
+  const running = [...w.content.node.querySelectorAll('.jp-InputPrompt')]
+    .filter(e => e.textContent.includes('*')).length;
+  return {kernel: kernel ? kernel.status : 'none', total, executed, running, errors};
+}"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, artifacts):
+    server = JupyterLabServer(tmp_path_factory.mktemp("jupyterlab"), [ROOT / "notebooks" / n for n in LESSONS],
+                              artifacts / "jupyterlab-server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(chromium_context, artifacts, request):
+    page = chromium_context.new_page()
+    problems = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    yield page
+    (artifacts / f"{request.node.name}.console.log").write_text("\n".join(problems) + "\n")
+    page.close()
+
+
+def _state(page, name):
+    return page.evaluate(NOTEBOOK_STATE, name)
+
+
+def _wait(page, name, done, timeout, what):
+    deadline, state = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        state = _state(page, name)
+        if state is not None and done(state):
+            return state
+        page.wait_for_timeout(500)
+    raise AssertionError(f"{name}: {what} did not happen within {timeout} s; last state {state}")
+
+
+def run_all_cells(page, lab, name, artifacts, timeout):
+    """Open ``name`` in its own workspace, run all cells from the Run menu, wait until the kernel is idle with
+    nothing queued; returns the notebook state. Fails on error outputs, with a screenshot."""
+    stem = name.split(".")[0]
+    page.goto(f"{lab.url}/lab/workspaces/{stem}/tree/{name}?reset&token={lab.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook", timeout=60_000)
+    _wait(page, name, lambda s: s["kernel"] == "idle", 60, "the kernel starting")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    t0 = time.monotonic()
+
+    def finished(s):
+        return s["running"] == 0 and s["kernel"] == "idle" and (s["executed"] == s["total"] or s["errors"])
+
+    try:
+        state = _wait(page, name, finished, timeout, "running all cells")
+        page.wait_for_timeout(500)  # the kernel can be idle for a moment between two queued cells: look again
+        state = _wait(page, name, finished, 30, "running all cells")
+    finally:
+        page.screenshot(path=str(artifacts / f"{stem}-after-run-all.png"))
+    print(f"{name}: ran {state['executed']} code cells in {time.monotonic() - t0:.0f} s")
+    assert not state["errors"], f"{name} raised in the browser: {state['errors']}"
+    assert state["executed"] == state["total"], f"{name}: only {state['executed']} of {state['total']} cells ran"
+    return state
+
+
+def _png_digest(img) -> str:
+    return hashlib.sha256((img.get_attribute("src") or "").encode()).hexdigest()
+
+
+def test_lesson_01_runs_and_its_widget_responds_to_the_keyboard(lab, page, artifacts):
+    run_all_cells(page, lab, LESSON_01, artifacts, RUN_TIMEOUT[LESSON_01])
+    # the first change-of-variables widget: its visible slider labelled "a"
+    slider = page.locator(".widget-slider:visible",
+                          has=page.locator("label.widget-label", has_text=re.compile(r"^a$"))).first
+    widget = slider.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
+                            "' widget-vbox ')][1]")
+    readout, picture = widget.locator(".widget-html").first, widget.locator(".widget-output img").first
+    widget.scroll_into_view_if_needed()
+    picture.wait_for(state="visible", timeout=30_000)
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 400"), "the widget's figure did not load"
+    widget.screenshot(path=str(artifacts / "01-widget-before.png"))
+    before_text, before_png = readout.inner_text(), _png_digest(picture)
+    before_value = float(slider.locator(".widget-readout").inner_text())
+    assert "x = a·z + b" in before_text and "a = " in before_text, before_text
+
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(4):  # four steps of 0.05 to the right
+        page.keyboard.press("ArrowRight")
+    expected = f"{before_value + 0.2:.2f}"
+    page.wait_for_function("([el, want]) => el.textContent.trim() === want",
+                           arg=[slider.locator(".widget-readout").element_handle(), expected], timeout=15_000)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (readout.inner_text() == before_text or
+                                           _png_digest(picture) == before_png):
+        page.wait_for_timeout(250)
+    after_text = readout.inner_text()
+    widget.screenshot(path=str(artifacts / "01-widget-after.png"))
+    assert after_text != before_text, "moving the slider did not change the readout"
+    assert f"a = {float(expected):g}" in after_text, f"the readout does not show the new a = {expected}: {after_text}"
+    assert _png_digest(picture) != before_png, "moving the slider did not change the picture"
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 400")
+
+    # the non-invertible map's widget further down is drawn too, with its explanation
+    square = page.locator(".widget-vbox", has=page.locator(".widget-html", has_text="not invertible")).first
+    square.scroll_into_view_if_needed()
+    assert square.locator(".widget-output img").first.evaluate("img => img.complete && img.naturalWidth > 400")
+    square.screenshot(path=str(artifacts / "01-widget-square.png"))
+    lab.shutdown_kernels()
+
+
+def test_lesson_05_runs_without_errors(lab, page, artifacts):
+    run_all_cells(page, lab, LESSON_05, artifacts, RUN_TIMEOUT[LESSON_05])
+    images = page.locator(".jp-OutputArea-output img")
+    assert images.count() >= 4, "lesson 05 should show its figures"
+    lab.shutdown_kernels()
