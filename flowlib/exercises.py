@@ -94,30 +94,34 @@ def _wrong(diagnosis: str, message: str, hint: str = "") -> _Verdict:
     return _Verdict(WRONG, message, hint, diagnosis)
 
 
-def _checker(title: str, placeholder_hint: str):
+def _checker(title: str, placeholder_hint: str, answer: str = "function"):
     """Turns a function that raises ``_Verdict`` into a checker with the common behaviour (placeholders, strict).
 
     ``title`` and ``placeholder_hint`` may name the checker's arguments (with their defaults) and a few derived
-    strings in braces, e.g. "{x_eq}"; other braces are left as they are.
+    strings in braces, e.g. "{x_eq}"; other braces are left as they are. ``answer`` says what the learner hands
+    in: "function" (anything else is refused as not_a_function) or "value" (a number, a dict, ...: the check
+    itself judges its type).
     """
+    if answer not in ("function", "value"):
+        raise ValueError(f"answer must be 'function' or 'value', got {answer!r}.")
 
     def decorate(check):
         signature = inspect.signature(check)
 
         @functools.wraps(check)
-        def wrapper(answer, *args, strict: bool = False, **kwargs) -> ExerciseResult:
-            bound = signature.bind(answer, *args, **kwargs)
+        def wrapper(given, *args, strict: bool = False, **kwargs) -> ExerciseResult:
+            bound = signature.bind(given, *args, **kwargs)
             bound.apply_defaults()
             names = {k: v for k, v in bound.arguments.items() if k != next(iter(signature.parameters))}
             names.update(_derived(names))
             heading, hint = _fill(title, names), _fill(placeholder_hint, names)
             try:
-                if answer is None or answer is Ellipsis:
+                if given is None or given is Ellipsis:
                     raise _Verdict(MISSING, "there is no answer yet.", hint, "missing")
-                if not callable(answer):
-                    raise _wrong("not_a_function", f"expected a function, got {type(answer).__name__} "
-                                                   f"({_short(answer)}).", hint)
-                message = check(answer, *args, **kwargs)
+                if answer == "function" and not callable(given):
+                    raise _wrong("not_a_function", f"expected a function, got {type(given).__name__} "
+                                                   f"({_short(given)}).", hint)
+                message = check(given, *args, **kwargs)
                 result = ExerciseResult(heading, CORRECT, message, "", "correct")
             except _Verdict as v:
                 result = ExerciseResult(heading, v.status, v.message, v.hint, v.diagnosis)

@@ -34,7 +34,13 @@ SINGULAR_TOL = 1e-6  # |det A| below this counts as singular
 
 
 class _Widget2D:
-    """Controls + one Figure rendered into an Output + a message line. Subclasses define _compute and _draw."""
+    """Controls + one Figure rendered into an Output + a message line.
+
+    Subclasses define ``_build`` (create every artist once), ``_compute`` (the maths, from the controls' values) and
+    ``_draw`` (move the existing artists: ``set_data``, ``set_xy``, ``set_offsets``, ``set_text``). Nothing is
+    cleared and re-created on an update: rebuilding axes, ticks and titles was most of the drawing time, so an
+    update only changes data and renders one PNG.
+    """
 
     title = "widget"
 
@@ -49,10 +55,14 @@ class _Widget2D:
         # a fixed layout (constrained layout would double the drawing time of every update)
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.83, wspace=0.3)
         self.axes = list(self.figure.subplots(1, ncols))
+        for ax in self.axes:
+            ax.locator_params(nbins=5)  # fewer tick labels: text is most of the drawing time
+        self.suptitle = self.figure.suptitle(" ")
         self.message = W.HTML()
         self.output = W.Output()
         self.state: dict = {}
         self.png = b""
+        self._build()
         for c in controls.values():
             c.observe(lambda change: self.update(), names="value")
         self.widget = W.VBox([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")),
@@ -67,13 +77,11 @@ class _Widget2D:
         return {k: c.value for k, c in self.controls.items()}
 
     def update(self) -> None:
-        """Recompute from the controls, redraw, and show the new picture."""
+        """Recompute from the controls, move the artists, and show the new picture."""
         start = time.perf_counter()
         self.state = self._compute(self.values())
         msg = self.state.get("message", "")
         self.message.value = f"<span style='color:#b00020'><b>{msg}</b></span>" if msg else ""
-        for ax in self.axes:
-            ax.cla()
         self._draw()
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
@@ -83,11 +91,24 @@ class _Widget2D:
                                          "text/plain": f"<{self.title} figure>"}},)
         self.state["seconds"] = time.perf_counter() - start
 
+    def _build(self) -> None:
+        raise NotImplementedError
+
     def _compute(self, v: dict) -> dict:
         raise NotImplementedError
 
     def _draw(self) -> None:
         raise NotImplementedError
+
+
+def _title(ax, text: str, **kw) -> None:
+    """A title at a fixed height (y given): matplotlib then skips re-measuring the tick labels at every draw."""
+    ax.set_title(text, y=1.0, **kw)
+
+
+def _labels(ax, names: tuple[str, str]) -> None:
+    ax.set_xlabel(f"${names[0]}$")
+    ax.set_ylabel(f"${names[1]}$")
 
 
 def _slider(value, lo, hi, step, description, continuous=True):
@@ -128,37 +149,59 @@ class MatrixWidget(_Widget2D):
         return {"matrix": A, "det": 0.0 if singular else det, "area": 0.0 if singular else abs(det),
                 "corners": square @ A.T, "singular": singular, "orientation": orientation, "message": msg}
 
+    SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
+    GRID = np.linspace(0, 1, 6)  # a 5 x 5 grid inside the square, drawn with its image
+
+    def _build(self) -> None:
+        ax_in, ax_out = self.axes
+        self._grid_out = []
+        for t in self.GRID:
+            for seg in (np.array([[t, 0], [t, 1]]), np.array([[0, t], [1, t]])):
+                ax_in.plot(*seg.T, color="0.55", lw=0.6)
+                self._grid_out.append((seg, ax_out.plot(*seg.T, color="0.55", lw=0.6)[0]))
+        pts = self.SQUARE
+        (self._image,) = ax_out.fill(pts[:, 0], pts[:, 1], color="tab:orange", alpha=0.35)
+        (self._outline,) = ax_out.plot(*np.vstack([pts, pts[:1]]).T, color="black", lw=1.2)
+        ax_in.fill(pts[:, 0], pts[:, 1], color="tab:blue", alpha=0.35)
+        ax_in.plot(*np.vstack([pts, pts[:1]]).T, color="black", lw=1.2)
+        for ax, title, names in ((ax_in, "unit square (area 1)", ("x_1", "x_2")),
+                                 (ax_out, "its image under A", ("y_1", "y_2"))):
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.axvline(0, color="grey", lw=0.5)
+            ax.set_aspect("equal")
+            _title(ax, title)
+            _labels(ax, names)
+        self._arrows = []
+        for name, color in (("A e₁", "tab:red"), ("A e₂", "tab:green")):
+            arrow = ax_out.annotate("", xy=(1, 0), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=2))
+            self._arrows.append((arrow, ax_out.text(1, 0, name, color=color)))
+        self._warning = ax_out.text(0.5, 0.08, "", transform=ax_out.transAxes, ha="center", color="#b00020",
+                                    fontsize=11, fontweight="bold")
+
     def _draw(self) -> None:
         s = self.state
         ax_in, ax_out = self.axes
         r = max(1.6, float(np.abs(s["corners"]).max()) + 0.4)
-        lim = (-r, r)
+        for ax in (ax_in, ax_out):
+            ax.set_xlim(-r, r)
+            ax.set_ylim(-r, r)
         A = s["matrix"]
-        for t in np.linspace(0, 1, 6):  # a 5 x 5 grid inside the square and its image
-            for seg in (np.array([[t, 0], [t, 1]]), np.array([[0, t], [1, t]])):
-                ax_in.plot(*seg.T, color="0.55", lw=0.6)
-                ax_out.plot(*(seg @ A.T).T, color="0.55", lw=0.6)
-        for ax, pts, title, names in (
-                (ax_in, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float), "unit square (area 1)", ("x_1", "x_2")),
-                (ax_out, s["corners"], "its image under A", ("y_1", "y_2"))):
-            ax.fill(pts[:, 0], pts[:, 1], color="tab:blue" if ax is ax_in else "tab:orange", alpha=0.35)
-            ax.plot(*np.vstack([pts, pts[:1]]).T, color="black", lw=1.2)
-            ax.axhline(0, color="grey", lw=0.5)
-            ax.axvline(0, color="grey", lw=0.5)
-            ax.set(xlim=lim, ylim=lim, aspect="equal", title=title)
-            ax.set_xlabel(f"${names[0]}$")
-            ax.set_ylabel(f"${names[1]}$")
-        for col, name, color in ((0, "A e₁", "tab:red"), (1, "A e₂", "tab:green")):
-            ax_out.annotate("", xy=A[:, col], xytext=(0, 0),
-                            arrowprops=dict(arrowstyle="->", color=color, lw=2))
-            ax_out.text(*(A[:, col] * 1.08), name, color=color)
+        for seg, line in self._grid_out:
+            line.set_data(*(seg @ A.T).T)
+        self._image.set_xy(s["corners"])
+        self._outline.set_data(*np.vstack([s["corners"], s["corners"][:1]]).T)
+        for col, (arrow, label) in enumerate(self._arrows):
+            arrow.xy = tuple(A[:, col])
+            label.set_position(tuple(A[:, col] * 1.08))
         if s["singular"]:
-            ax_out.text(0.5, 0.08, "det A = 0: singular,\nnot invertible", transform=ax_out.transAxes,
-                        ha="center", color="#b00020", fontsize=11, fontweight="bold")
-            self.figure.suptitle("det A = 0  →  area 0", color="#b00020")
+            self._warning.set_text("det A = 0: singular,\nnot invertible")
+            self.suptitle.set_text("det A = 0  →  area 0")
+            self.suptitle.set_color("#b00020")
         else:
-            self.figure.suptitle(f"det A = ad − bc = {s['det']:.3f}   →   area |det A| = {s['area']:.3f}, "
-                                 f"orientation {s['orientation']}", color="black")
+            self._warning.set_text("")
+            self.suptitle.set_text(f"det A = ad − bc = {s['det']:.3f}   →   area |det A| = {s['area']:.3f}, "
+                                   f"orientation {s['orientation']}")
+            self.suptitle.set_color("black")
 
 
 def matrix_deformation(a: float = 1.5, b: float = 0.5, c: float = 0.25, d: float = 1.0) -> MatrixWidget:
@@ -236,33 +279,70 @@ class LocalLinearWidget(_Widget2D):
                 "image_point": gp[0].numpy(), "curved": xy, "linear": linear.numpy(), "error": err,
                 "area_ratio": area / r**2, "message": ""}
 
+    GRID_LINES = 13
+
+    def _build(self) -> None:
+        ax_in, ax_out, ax_zoom = self.axes
+        plot2d.plot_grid_deformation(ax_in, None, self.BOUNDS, lines=self.GRID_LINES, color="0.6",
+                                     names=("x_1", "x_2"))
+        (x0, x1), (y0, y1) = self.BOUNDS
+        ax_in.set(xlim=(x0 - 0.3, x1 + 0.3), ylim=(y0 - 0.3, y1 + 0.3))
+        _title(ax_in, "input x: a grid and a small square")
+        self._square = ax_in.add_patch(Rectangle((0, 0), 1, 1, fill=True, color="tab:orange", alpha=0.5))
+        (self._point,) = ax_in.plot([0], [0], "ko", ms=4)
+        # the image of the grid: one line per grid line, moved only when the map or its strength changes
+        self._grid_lines = plot2d.grid_lines(self.BOUNDS, self.GRID_LINES)
+        self._grid_out = [ax_out.plot([], [], color="0.6", lw=1.0, ls="-" if i < self.GRID_LINES else "--",
+                                      alpha=0.8)[0] for i in range(len(self._grid_lines))]
+        self._grid_key = None
+        _title(ax_out, " ")
+        self._images = []
+        for ax in (ax_out, ax_zoom):
+            (curved,) = ax.fill([0, 1, 1], [0, 0, 1], color="tab:orange", alpha=0.5, label="g(square)")
+            (linear,) = ax.plot([], [], color="tab:red", ls="--", lw=1.6, label="g(p) + J(p)(x − p)")
+            (point,) = ax.plot([0], [0], "ko", ms=4)
+            self._images.append((curved, linear, point))
+            ax.set_aspect("equal")
+            _labels(ax, ("y_1", "y_2"))
+        _title(ax_zoom, "zoom near g(p)")
+        ax_zoom.legend(loc="upper left", fontsize=8)
+        self.suptitle.set_fontsize(10)
+
+    def _draw_grid(self, v: dict) -> None:
+        key = (v["map"], float(v["strength"]))
+        if key == self._grid_key:
+            return
+        g = self.map_fn(v)
+        with torch.no_grad():
+            mapped = [g(line.double()).numpy() for line in self._grid_lines]
+        for line, y in zip(self._grid_out, mapped):
+            line.set_data(y[:, 0], y[:, 1])
+        lo, hi = np.min([y.min(0) for y in mapped], 0), np.max([y.max(0) for y in mapped], 0)
+        pad = 0.05 * float((hi - lo).max())
+        ax_out = self.axes[1]
+        ax_out.set(xlim=(lo[0] - pad, hi[0] + pad), ylim=(lo[1] - pad, hi[1] + pad))
+        ax_out.title.set_text(f"output y = g(x) ({v['map']})")
+        self._grid_key = key
+
     def _draw(self) -> None:
         s, v = self.state, self.values()
-        g = self.map_fn(v)
-        ax_in, ax_out, ax_zoom = self.axes
-        plot2d.plot_grid_deformation(ax_in, None, self.BOUNDS, lines=13, color="0.6", names=("x_1", "x_2"),
-                                     title="input x: a grid and a small square")
-        plot2d.plot_grid_deformation(ax_out, g, self.BOUNDS, lines=13, color="0.6", names=("y_1", "y_2"),
-                                     title=f"output y = g(x) ({v['map']})")
+        self._draw_grid(v)
         p, r = s["point"], float(v["r"])
-        ax_in.add_patch(Rectangle(p - r / 2, r, r, fill=True, color="tab:orange", alpha=0.5))
-        ax_in.plot(*p, "ko", ms=4)
+        self._square.set_xy(tuple(p - r / 2))
+        self._square.set_width(r)
+        self._square.set_height(r)
+        self._point.set_data([p[0]], [p[1]])
         cur, lin, gp = s["curved"], s["linear"], s["image_point"]
-        for ax in (ax_out, ax_zoom):
-            ax.fill(cur[:, 0], cur[:, 1], color="tab:orange", alpha=0.5, label="g(square)")
-            ax.plot(*np.vstack([lin, lin[:1]]).T, color="tab:red", ls="--", lw=1.6,
-                    label="g(p) + J(p)(x − p)")
-            ax.plot(*gp, "ko", ms=4)
+        for curved, linear, point in self._images:
+            curved.set_xy(cur)
+            linear.set_data(*np.vstack([lin, lin[:1]]).T)
+            point.set_data([gp[0]], [gp[1]])
         half = 0.5 * max(np.ptp(np.vstack([cur, lin]), axis=0).max(), 1e-3) * 1.25
-        ax_zoom.set(xlim=(gp[0] - half, gp[0] + half), ylim=(gp[1] - half, gp[1] + half), aspect="equal",
-                    title="zoom near g(p)")
-        ax_zoom.set_xlabel("$y_1$")
-        ax_zoom.set_ylabel("$y_2$")
-        ax_zoom.legend(loc="upper left", fontsize=8)
+        self.axes[2].set(xlim=(gp[0] - half, gp[0] + half), ylim=(gp[1] - half, gp[1] + half))
         J = s["jacobian"]
-        self.figure.suptitle(f"J(p) = [[{J[0, 0]:.2f}, {J[0, 1]:.2f}], [{J[1, 0]:.2f}, {J[1, 1]:.2f}]]    "
-                             f"det J(p) = {s['det']:.3f}    area of g(square) / r² = {s['area_ratio']:.3f}    "
-                             f"largest gap / r = {s['error']:.3f}", fontsize=10)
+        self.suptitle.set_text(f"J(p) = [[{J[0, 0]:.2f}, {J[0, 1]:.2f}], [{J[1, 0]:.2f}, {J[1, 1]:.2f}]]    "
+                               f"det J(p) = {s['det']:.3f}    area of g(square) / r² = {s['area_ratio']:.3f}    "
+                               f"largest gap / r = {s['error']:.3f}")
 
 
 def local_linearization(map_name: str = "sine shear", strength: float = 0.6, px: float = 0.8, py: float = 0.4,
@@ -315,20 +395,33 @@ class LayerStepperWidget(_Widget2D):
         cell = (x1 - x0) / (self.grid - 1) * (y1 - y0) / (self.grid - 1)
         return {"k": k, "samples": self.trace[k], "density": P, "mass": float(P.sum() * cell), "message": ""}
 
+    def _build(self) -> None:
+        ax_s, ax_d = self.axes
+        (x0, x1), (y0, y1) = self.bounds
+        self._data = None
+        if self.data is not None:
+            self._data = plot2d.plot_samples(ax_s, self.data, self.bounds, color="0.7")
+        self._samples = plot2d.plot_samples(ax_s, self.trace[self.K], self.bounds)
+        self._image = ax_d.imshow(np.zeros((self.grid, self.grid)), origin="lower", extent=(x0, x1, y0, y1),
+                                  cmap="viridis", aspect="equal", interpolation="nearest")
+        _title(ax_s, " ")
+        _title(ax_d, " ")
+
     def _draw(self) -> None:
         s = self.state
         k = s["k"]
         ax_s, ax_d = self.axes
         stage = "base z ~ N(0, I)" if k == 0 else ("model q(x)" if k == self.K else f"h after {k} layers")
         names = ("z_1", "z_2") if k == 0 else (("x_1", "x_2") if k == self.K else ("h_1", "h_2"))
-        if self.data is not None and k == self.K:
-            plot2d.plot_samples(ax_s, self.data, self.bounds, color="0.7", names=names)
-        plot2d.plot_samples(ax_s, s["samples"], self.bounds, title=f"samples: {stage}", names=names)
-        (x0, x1), (y0, y1) = self.bounds
-        ax_d.imshow(s["density"], origin="lower", extent=(x0, x1, y0, y1), cmap="viridis", aspect="equal")
-        ax_d.set_xlabel(f"${names[0]}$")
-        ax_d.set_ylabel(f"${names[1]}$")
-        ax_d.set_title(f"density after {k} of {self.K} layers")
+        if self._data is not None:
+            self._data.set_visible(k == self.K)
+        self._samples.set_offsets(s["samples"][:5000])
+        self._image.set_data(s["density"])
+        self._image.set_clim(0.0, max(float(s["density"].max()), 1e-12))
+        for ax in (ax_s, ax_d):
+            _labels(ax, names)
+        ax_s.title.set_text(f"samples: {stage}")
+        ax_d.title.set_text(f"density after {k} of {self.K} layers")
 
 
 def layer_stepper(model, bounds=plot2d.DEFAULT_BOUNDS, n_samples: int = 2000, grid: int = 100,

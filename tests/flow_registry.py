@@ -149,6 +149,23 @@ case("IAF", seeded(lambda: _perturbed(IAF(3, hidden=(16, 16), order=torch.tensor
 case("Permutation", seeded(lambda: Permutation([2, 0, 3, 1])), normal(4))
 case("Reverse", seeded(lambda: Reverse(3)), normal(3))
 
+# ---- rational-quadratic splines (lesson 03's best 2D flow) ---------------------------------------------------------
+from flowlib.splines import RQSpline, SplineMAF  # noqa: E402
+
+# Inputs at scale 2 with bound 2.5: most points inside the spline, some in the identity tails, so both are checked.
+case("RQSpline", seeded(lambda: _perturbed(RQSpline(3, bins=5, bound=2.5), 1.0)), normal(3, scale=2.0),
+     structure="diagonal")
+case("RQSpline-image-shape", seeded(lambda: _perturbed(RQSpline((2, 2, 2), bins=3, bound=2.0), 1.0)),
+     normal(2, 2, 2, scale=1.5), structure="diagonal")
+case("SplineMAF", seeded(lambda: _perturbed(SplineMAF(4, hidden=(16, 16), bins=6, bound=2.5), 0.5)),
+     normal(4, scale=2.0), structure="lower")
+case("SplineMAF-shuffled-order", seeded(lambda: _perturbed(SplineMAF(3, hidden=(16,), bins=4, bound=2.5,
+                                                                     order=torch.tensor([2, 0, 1])), 0.5)),
+     normal(3, scale=2.0), structure="lower", order=lambda f: f.order)
+case("SplineMAF-2d-reverse-stack", seeded(lambda: _perturbed(fl.Compose(SplineMAF(2, hidden=(8, 8)),
+                                                                        SplineMAF(2, hidden=(8, 8), order="reverse")),
+                                                             0.5)), normal(2, scale=2.0))
+
 # ---- images: squeeze, multi-scale, pre-processing (lesson 05) ------------------------------------------------------
 from flowlib.image_models import multiscale_realnvp_flow  # noqa: E402
 from flowlib.images import logit_preprocessing  # noqa: E402

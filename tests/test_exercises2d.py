@@ -1,5 +1,6 @@
-"""Exercise checkers of lessons 02/03: placeholders are 'not answered yet', right answers pass, typical wrong
-answers are told what is wrong, and strict mode raises."""
+"""Exercise checkers of lessons 02/03 (in the flowlib.exercises framework): placeholders are 'not answered yet',
+right answers pass, typical wrong answers are told what is wrong (message and diagnosis), and strict mode raises
+ExerciseError."""
 from __future__ import annotations
 
 import math
@@ -21,36 +22,54 @@ def _todo(*args):
 ])
 def test_placeholder_is_not_answered_yet(checker, placeholder):
     fb = checker(placeholder)
-    assert fb.ok is None and "Not answered yet" in fb.message
-    with pytest.raises(AssertionError, match="Not answered yet"):
+    assert fb.status == "not answered" and not fb.passed and "not answered yet" in str(fb)
+    assert fb.diagnosis == "missing"
+    with pytest.raises(ex.ExerciseError, match="not answered yet"):
         checker(placeholder, strict=True)
 
 
+def test_a_function_that_returns_nothing_is_not_answered_yet():
+    assert ex.check_triangular_logdet(lambda J: None).status == "not answered"
+    assert ex.check_composition_log_prob(lambda flows, base, x: ...).status == "not answered"
+
+
+def test_results_are_exercise_results():
+    fb = ex.check_area(2.5)
+    assert isinstance(fb, ex.ExerciseResult) and fb.passed and fb.status == "correct"
+    assert str(fb).startswith("✓") and "Exercise 02.1" in str(fb) and "|det A|" in fb._repr_html_()
+    assert "D = 10" in ex.check_pass_counts(...).exercise
+
+
 def test_area():
-    assert ex.check_area(2.5, strict=True).ok
-    assert "|det A|" in ex.check_area(-2.5).message
+    assert ex.check_area(2.5, strict=True).passed
+    assert "|det A|" in ex.check_area(-2.5).message and ex.check_area(-2.5).diagnosis == "signed_det"
     assert "ad − bc" in ex.check_area(3.5).message
     assert "trace" in ex.check_area(1.5).message
-    assert not ex.check_area("two").ok
+    assert ex.check_area("two").diagnosis == "not_a_number"
+    with pytest.raises(ex.ExerciseError, match="trace"):
+        ex.check_area(1.5, strict=True)
 
 
 def test_triangular_logdet():
     good = lambda J: torch.diagonal(J, dim1=-2, dim2=-1).abs().log().sum(-1)  # noqa: E731
-    assert ex.check_triangular_logdet(good, strict=True).ok
+    assert ex.check_triangular_logdet(good, strict=True).passed
     assert "NaN" in ex.check_triangular_logdet(lambda J: torch.diagonal(J, dim1=1, dim2=2).log().sum(-1)).message
     assert "not its log" in ex.check_triangular_logdet(
         lambda J: torch.diagonal(J, dim1=1, dim2=2).prod(-1).abs()).message
-    assert "only the diagonal" in ex.check_triangular_logdet(lambda J: torch.linalg.slogdet(J)[1]).message
+    full = ex.check_triangular_logdet(lambda J: torch.linalg.slogdet(J)[1])
+    assert "only the diagonal" in full.message and full.diagnosis == "full_determinant"
     assert "shape" in ex.check_triangular_logdet(lambda J: torch.diagonal(J, dim1=1, dim2=2).abs().log()).message
     assert "raised ZeroDivisionError" in ex.check_triangular_logdet(lambda J: 1 / 0).message
 
 
 def test_sine_shear_jacobian():
     good = lambda a, b, s: [[1, s * math.cos(b)], [s * math.cos(a), 1]]  # noqa: E731
-    assert ex.check_sine_shear_jacobian(good, strict=True).ok
+    assert ex.check_sine_shear_jacobian(good, strict=True).passed
     assert "transpose" in ex.check_sine_shear_jacobian(lambda a, b, s: [[1, s * math.cos(a)],
                                                                         [s * math.cos(b), 1]]).message
     assert "off-diagonal" in ex.check_sine_shear_jacobian(lambda a, b, s: [[1, 0], [0, 1]]).message
+    assert ex.check_sine_shear_jacobian(lambda a, b, s: "J").diagnosis == "not_2x2"
+    assert ex.check_sine_shear_jacobian(2.0).diagnosis == "not_a_function"
 
 
 def test_composition_log_prob():
@@ -73,22 +92,25 @@ def test_composition_log_prob():
             x, _ = f(x)
         return base.log_prob(x)
 
-    assert ex.check_composition_log_prob(good, strict=True).ok
+    assert ex.check_composition_log_prob(good, strict=True).passed
     assert "wrong sign" in ex.check_composition_log_prob(minus).message
+    assert ex.check_composition_log_prob(minus).diagnosis == "logdet_sign"
     assert "left out the log-determinants" in ex.check_composition_log_prob(no_logdet).message
-    with pytest.raises(AssertionError, match="wrong sign"):
+    with pytest.raises(ex.ExerciseError, match="wrong sign"):
         ex.check_composition_log_prob(minus, strict=True)
 
 
 def test_kl_gap():
-    assert ex.check_kl_gap(0.22, strict=True).ok
+    assert ex.check_kl_gap(0.22, strict=True).passed
     assert "never negative" in ex.check_kl_gap(-0.22).message
     assert "cross-entropy" in ex.check_kl_gap(2.61).message
 
 
 def test_pass_counts():
     right = {"maf_density": 1, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
-    assert ex.check_pass_counts(right, strict=True).ok
+    assert ex.check_pass_counts(right, strict=True).passed
     fb = ex.check_pass_counts({**right, "maf_sampling": 1})
-    assert not fb.ok and "maf_sampling" in fb.message and "one pass per coordinate" in fb.message
+    assert not fb.passed and "maf_sampling" in fb.message and "one pass per coordinate" in fb.hint
+    assert fb.diagnosis == "wrong_maf_sampling" and "one pass per coordinate" in str(fb)
     assert "keys" in ex.check_pass_counts({"maf": 1}).message
+    assert ex.check_pass_counts({**right, "iaf_density": ...}).status == "not answered"

@@ -130,3 +130,18 @@ def test_plot_helpers_label_axes(small_model):
     assert len(lines) == 6 and np.allclose(np.abs(lines[0]).max(), 2.0)
     fig2 = plot2d.plot_layers(small_model.flow, torch.randn(100, 2))
     assert len([a for a in fig2.axes if a.get_visible()]) == 4
+
+
+def test_updates_move_artists_instead_of_adding_them(small_model):
+    """An update changes the data of the existing artists (what keeps a redraw fast): nothing accumulates."""
+    widgets = [(widgets2d.matrix_deformation(), "a", [0.3, -1.0, 1.2]),
+               (widgets2d.local_linearization(), "px", [-1.0, 0.5, 2.0]),
+               (widgets2d.layer_stepper(small_model, n_samples=200, grid=30), "k", [0, 1, 3])]
+    for w, name, values in widgets:
+        counts = [(len(ax.lines), len(ax.patches), len(ax.texts), len(ax.collections), len(ax.images))
+                  for ax in w.axes]
+        for value in values:
+            w.controls[name].value = value
+        assert counts == [(len(ax.lines), len(ax.patches), len(ax.texts), len(ax.collections), len(ax.images))
+                          for ax in w.axes]
+        assert w.state["seconds"] < 5.0
