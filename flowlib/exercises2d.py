@@ -7,7 +7,7 @@ tests) raises ``ExerciseError`` on anything but a correct answer.
 Lesson 02:
     check_area(number)                      area of the image of the unit square under A = [[1, 2], [1.5, 0.5]]
     check_triangular_logdet(fn)             fn(J) -> log|det J| (B,) for lower-triangular J (B, D, D)
-    check_sine_shear_jacobian(fn)           fn(x1, x2, s) -> 2x2 Jacobian of y = (x1 + s sin x2, x2 + s sin x1)
+    check_sine_shear_jacobian(fn)           fn(x1, x2, c) -> 2x2 Jacobian of y = (x1 + c sin x2, x2 + c sin x1)
 Lesson 03:
     check_composition_log_prob(fn)          fn(flows, base, x) -> log q(x) of a stack of flows
     check_kl_gap(number)                    KL(p_data || q) from a held-out NLL and the floor
@@ -115,34 +115,35 @@ def check_triangular_logdet(fn: Callable) -> str:
 
 
 @_checker("Exercise 02.3 — the Jacobian of the sine shear",
-          "write sine_shear_jacobian(x1, x2, s) returning [[∂y₁/∂x₁, ∂y₁/∂x₂], [∂y₂/∂x₁, ∂y₂/∂x₂]] and run the "
+          "write sine_shear_jacobian(x1, x2, c) returning [[∂y₁/∂x₁, ∂y₁/∂x₂], [∂y₂/∂x₁, ∂y₂/∂x₂]] and run the "
           "cell again.")
 def check_sine_shear_jacobian(fn: Callable) -> str:
-    """Exercise 02.3: ``fn(x1, x2, s)`` returns the 2x2 Jacobian of y = (x1 + s sin x2, x2 + s sin x1) as
+    """Exercise 02.3: ``fn(x1, x2, c)`` returns the 2x2 Jacobian of y = (x1 + c sin x2, x2 + c sin x1) (c: the shear
+    strength; not called s, which lesson 04 uses for a coupling layer's log-scale) as
     [[dy1/dx1, dy1/dx2], [dy2/dx1, dy2/dx2]] (a nested list, array or tensor)."""
     from .testing import jacobian
     from .widgets2d import sine_shear
 
-    for x1, x2, s in [(0.3, -1.2, 0.7), (1.1, 0.4, 0.5), (-2.0, 2.5, 0.9)]:
-        out = _call(fn, x1, x2, s)
+    for x1, x2, c in [(0.3, -1.2, 0.7), (1.1, 0.4, 0.5), (-2.0, 2.5, 0.9)]:
+        out = _call(fn, x1, x2, c)
         try:
             got = torch.as_tensor(out, dtype=torch.float64).reshape(2, 2)
         except (TypeError, ValueError, RuntimeError):
             raise _wrong("not_2x2", f"expected a 2x2 matrix, got {_short(out)}.") from None
-        truth = jacobian(lambda v: sine_shear(v, s), torch.tensor([[x1, x2]], dtype=torch.float64))[0]
+        truth = jacobian(lambda v: sine_shear(v, c), torch.tensor([[x1, x2]], dtype=torch.float64))[0]
         if torch.allclose(got, truth, atol=1e-6):
             continue
-        where = f"at x = ({x1}, {x2}), s = {s}"
+        where = f"at x = ({x1}, {x2}), c = {c}"
         if torch.allclose(got, truth.T, atol=1e-6):
             raise _wrong("transposed", f"{where} you returned the transpose: row i holds the derivatives of output "
                                        f"y_i (J[i][j] = ∂y_i/∂x_j).")
         if torch.allclose(got.diagonal(), truth.diagonal(), atol=1e-6):
             raise _wrong("off_diagonal", f"{where} the diagonal is right but the off-diagonal entries are not: "
-                                         f"∂y_1/∂x_2 = s·cos x_2 and ∂y_2/∂x_1 = ?")
+                                         f"∂y_1/∂x_2 = c·cos x_2 and ∂y_2/∂x_1 = ?")
         raise _wrong("wrong", f"{where} expected {truth.numpy().round(4).tolist()}, got "
                               f"{got.numpy().round(4).tolist()} (checked against autograd).")
-    return ("J = [[1, s·cos x₂], [s·cos x₁, 1]], the same as autograd at three points; det J = 1 − s² cos x₁ cos x₂ "
-            "> 0 for |s| < 1, so the map is locally invertible everywhere.")
+    return ("J = [[1, c·cos x₂], [c·cos x₁, 1]], the same as autograd at three points; det J = 1 − c² cos x₁ cos x₂ "
+            "> 0 for |c| < 1, so the map is locally invertible everywhere.")
 
 
 # ---- lesson 03 -------------------------------------------------------------------------------------------------------
@@ -205,7 +206,7 @@ KL_NUMBERS = {"nll": 2.61, "floor": 2.39}  # nats
 
 
 @_checker("Exercise 03.2 — reading a gap as a KL divergence",
-          "replace the ... with a number, using E_p[−log q] = H(p) + KL(p ‖ q).", answer="value")
+          "replace the ... with a number, using E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q).", answer="value")
 def check_kl_gap(answer) -> str:
     """Exercise 03.2: with held-out NLL 2.61 nats and floor (entropy of p_data) 2.39 nats, estimate KL(p_data || q)."""
     a = _number(answer)
@@ -220,9 +221,9 @@ def check_kl_gap(answer) -> str:
         raise _wrong("cross_entropy", "that is the cross-entropy E[−log q(x)] itself; the KL is what is left after "
                                       "subtracting the data's own entropy.")
     if math.isclose(a, -nll, abs_tol=1e-3) or math.isclose(a, nll + floor, abs_tol=1e-3):
-        raise _wrong("decomposition", "write the cross-entropy as E_p[−log q] = H(p) + KL(p ‖ q) and solve for the "
-                                      "KL.")
-    raise _wrong("wrong", f"{a} is not it. Use E_p[−log q] = H(p) + KL(p ‖ q) with the numbers above.")
+        raise _wrong("decomposition", "write the cross-entropy as E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) "
+                                      "and solve for the KL.")
+    raise _wrong("wrong", f"{a} is not it. Use E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) with the numbers above.")
 
 
 PASS_KEYS = ("maf_density", "maf_sampling", "iaf_density", "iaf_sampling")
@@ -232,20 +233,29 @@ PASS_KEYS = ("maf_density", "maf_sampling", "iaf_density", "iaf_sampling")
           "fill in all four numbers and run the cell again.", answer="value")
 def check_pass_counts(answer, dim: int = 10) -> str:
     """Exercise 03.3: network passes needed by ONE autoregressive layer in D = 10 dimensions, as a dict with keys
-    maf_density, maf_sampling, iaf_density (of arbitrary data x), iaf_sampling."""
+    maf_density, maf_sampling, iaf_density (of arbitrary data x), iaf_sampling.
+
+    Counting convention: flowlib's sequential direction runs one pass per coordinate, D in all
+    (``MAF._inverse``). D − 1 is accepted too: the first coordinate's shift and scale depend on no input (they are
+    constants of the network), so a careful implementation can skip that pass."""
     if not isinstance(answer, dict) or set(answer) != set(PASS_KEYS):
         raise _wrong("keys", f"expected a dict with exactly the keys {list(PASS_KEYS)}.")
     if any(answer[k] is None or answer[k] is Ellipsis for k in PASS_KEYS):
         raise _Verdict(MISSING, "some of the four numbers are still `...`.",
                        "fill in all four numbers and run the cell again.", "missing")
-    truth = {"maf_density": 1, "maf_sampling": dim, "iaf_density": dim, "iaf_sampling": 1}
+    accepted = {"maf_density": (1,), "maf_sampling": (dim, dim - 1), "iaf_density": (dim, dim - 1),
+                "iaf_sampling": (1,)}
     why = {"maf_density": "MAF's density needs z_i = (x_i − μ_i(x_<i))·exp(−α_i(x_<i)): every x is known, so one "
                           "masked pass gives all μ_i, α_i.",
            "maf_sampling": "MAF's sampling computes x_i from x_<i, which must exist first: one pass per coordinate.",
            "iaf_density": "IAF's density of a given x needs z_<i before z_i: one pass per coordinate.",
            "iaf_sampling": "IAF samples from z, all known at once: one pass."}
-    wrong = [k for k in PASS_KEYS if answer[k] != truth[k]]
+    wrong = [k for k in PASS_KEYS if answer[k] not in accepted[k]]
     if not wrong:
-        return "MAF: density 1 pass, sampling D passes; IAF: the reverse. Same maths, opposite directions."
+        note = ""
+        if dim - 1 in (answer["maf_sampling"], answer["iaf_density"]):
+            note = (f" (You counted {dim - 1} for a sequential direction: right if the first coordinate's pass is "
+                    f"skipped, since its shift and scale depend on no input; flowlib runs all {dim}.)")
+        return "MAF: density 1 pass, sampling D passes; IAF: the reverse. Same maths, opposite directions." + note
     k = wrong[0]
     raise _wrong(f"wrong_{k}", f"{k} = {answer[k]!r} is wrong ({len(wrong)} of 4 wrong).", why[k])

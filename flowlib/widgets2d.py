@@ -412,7 +412,7 @@ class LayerStepperWidget(_Widget2D):
         k = s["k"]
         ax_s, ax_d = self.axes
         stage = "base z ~ N(0, I)" if k == 0 else ("model q(x)" if k == self.K else f"h after {k} layers")
-        names = ("z_1", "z_2") if k == 0 else (("x_1", "x_2") if k == self.K else ("h_1", "h_2"))
+        names = ("z_1", "z_2") if k == 0 else (("x_1", "x_2") if k == self.K else (f"h_{k},1", f"h_{k},2"))
         if self._data is not None:
             self._data.set_visible(k == self.K)
         self._samples.set_offsets(s["samples"][:5000])

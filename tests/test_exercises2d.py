@@ -114,3 +114,14 @@ def test_pass_counts():
     assert fb.diagnosis == "wrong_maf_sampling" and "one pass per coordinate" in str(fb)
     assert "keys" in ex.check_pass_counts({"maf": 1}).message
     assert ex.check_pass_counts({**right, "iaf_density": ...}).status == "not answered"
+
+
+def test_pass_counts_accept_d_minus_one():
+    """D − 1 for a sequential direction is right too (the first coordinate's pass can be skipped); flowlib runs D."""
+    fb = ex.check_pass_counts({"maf_density": 1, "maf_sampling": 9, "iaf_density": 9, "iaf_sampling": 1}, strict=True)
+    assert fb.passed and "skipped" in fb.message
+    assert ex.check_pass_counts({"maf_density": 1, "maf_sampling": 10, "iaf_density": 9, "iaf_sampling": 1}).passed
+    assert ex.check_pass_counts({"maf_density": 1, "maf_sampling": 8, "iaf_density": 10, "iaf_sampling": 1}
+                                ).diagnosis == "wrong_maf_sampling"
+    assert ex.check_pass_counts({"maf_density": 0, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
+                                ).diagnosis == "wrong_maf_density"
