@@ -58,9 +58,32 @@ class Squeeze(Flow):
         return x, z.new_zeros(b)
 
 
+class Reshape(Flow):
+    """(B, *in_shape) <-> (B, *out_shape), the same values in the same order: log|det| = 0.
+
+    E.g. ``Reshape((64,), (1, 8, 8))`` lets a convolutional flow model vectors of 64 pixels.
+    """
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int]):
+        super().__init__()
+        self.event_shape, self.latent_shape = tuple(in_shape), tuple(out_shape)
+        if math.prod(self.event_shape) != math.prod(self.latent_shape):
+            raise ValueError(f"Reshape cannot turn shape {self.event_shape} ({math.prod(self.event_shape)} values) "
+                             f"into {self.latent_shape} ({math.prod(self.latent_shape)} values).")
+
+    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
+        return self.latent_shape
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x.reshape(x.shape[0], *self.latent_shape), x.new_zeros(x.shape[0])
+
+    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return z.reshape(z.shape[0], *self.event_shape), z.new_zeros(z.shape[0])
+
+
 def output_shape(flow: Flow, shape: Sequence[int]) -> tuple[int, ...]:
     """The shape a flow's forward produces from one sample of ``shape``, without running it."""
-    if isinstance(flow, Squeeze):
+    if isinstance(flow, (Squeeze, Reshape)):
         return flow.output_shape(shape)
     if isinstance(flow, Compose):
         for f in flow.flows:

@@ -169,7 +169,7 @@ case("SplineMAF-2d-reverse-stack", seeded(lambda: _perturbed(fl.Compose(SplineMA
 # ---- images: squeeze, multi-scale, pre-processing (lesson 05) ------------------------------------------------------
 from flowlib.image_models import multiscale_realnvp_flow  # noqa: E402
 from flowlib.images import logit_preprocessing  # noqa: E402
-from flowlib.multiscale import MultiScale, Squeeze  # noqa: E402
+from flowlib.multiscale import MultiScale, Reshape, Squeeze  # noqa: E402
 
 
 def pixels(*shape: int, seed: int = 4) -> Callable[[int], torch.Tensor]:
@@ -186,3 +186,4 @@ case("MultiScale-realnvp", seeded(_nudged(lambda: multiscale_realnvp_flow((1, 8,
                                                                           hidden=4), 0.2)), normal(1, 8, 8), n=2)
 case("MultiScale-minimal", seeded(_nudged(lambda: MultiScale((2, 2, 2), [Squeeze((2, 2, 2))]))), normal(2, 2, 2))
 case("logit-preprocessing", seeded(lambda: logit_preprocessing(256, 0.05)), pixels(1, 2, 2), structure="diagonal")
+case("Reshape", seeded(lambda: Reshape((6,), (1, 2, 3))), normal(6))
