@@ -137,8 +137,11 @@ def test_lesson_01_runs_and_its_widget_responds_to_the_keyboard(lab, page, artif
     expected = f"{before_value + 0.2:.2f}"
     page.wait_for_function("([el, want]) => el.textContent.trim() === want",
                            arg=[slider.locator(".widget-readout").element_handle(), expected], timeout=15_000)
+    # Each key press is one update in the kernel, answered in order: wait for the last one (the readout showing the
+    # final value), not just for the first change, or the test races the kernel.
+    want = f"a = {float(expected):g}"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (readout.inner_text() == before_text or
+    while time.monotonic() < deadline and (want not in readout.inner_text() or
                                            _png_digest(picture) == before_png):
         page.wait_for_timeout(250)
     after_text = readout.inner_text()
