@@ -151,20 +151,25 @@ ABLATION = [(mixing, coupling) for coupling in ("additive", "affine") for mixing
                             "seed and data; validation bits/dim curves to data/results/glow_ablation.json")
 def glow_ablation(args: list[str]) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks glow_ablation")
-    p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--levels", type=int, default=2)
     p.add_argument("--depth", type=int, default=4, help="steps of flow K per level")
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--val-images", type=int, default=1000, help="held-out training images for the curves")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", default=None, help="a subset, e.g. lu-affine reverse-additive")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="glow_ablation", help="file stem in data/results/ ('' for none)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="PART",
+                   help="instead of training: merge data/results/PART.json files of --only runs made in parallel")
     opts = p.parse_args(args)
+    if opts.merge:
+        set_threads(opts.threads)
+        return _merge_ablation(opts.merge, opts.out)
     threads = set_threads(opts.threads)
     from flowlib.builders import glow
     from flowlib.train_images import CONFIGS, _batches, data_splits, evaluate
@@ -214,6 +219,13 @@ def glow_ablation(args: list[str]) -> None:
         results.append(dict(name=trainer.name, mixing=mixing, coupling=coupling, parameters=params,
                             train_seconds=round(t_train, 1), final_val_bpd=curve[-1][1],
                             curve=[dict(step=s, val_bpd=v) for s, v in curve]))
+    config = dict(levels=opts.levels, steps_of_flow=opts.depth, hidden=opts.hidden, train_steps=opts.steps,
+                  batch_size=opts.batch_size, lr=opts.lr, warmup=opts.warmup, schedule="linear warm-up, cosine",
+                  val_images=int(val.shape[0]), eval_every=opts.eval_every, seed=opts.seed, threads=threads)
+    _ablation_summary(results, config, lines, say, opts.out)
+
+
+def _ablation_summary(results: list[dict], config: dict, lines: list[str], say, out: str) -> None:
     best = min(results, key=lambda r: r["final_val_bpd"])
     say("# final validation bits/dim: " + ", ".join(f"{r['name']} {r['final_val_bpd']:.4f}" for r in results))
     by_name = {r["name"]: r["final_val_bpd"] for r in results}
@@ -221,15 +233,34 @@ def glow_ablation(args: list[str]) -> None:
     if all(f"{m}-affine" in by_name for m in ("reverse", "shuffle", "lu")):
         # Glow's figure 3: 1x1 convolution < shuffle < reverse in NLL (affine couplings)
         paper_order = by_name["lu-affine"] < by_name["shuffle-affine"] < by_name["reverse-affine"]
-    config = dict(levels=opts.levels, steps_of_flow=opts.depth, hidden=opts.hidden, train_steps=opts.steps,
-                  batch_size=opts.batch_size, lr=opts.lr, warmup=opts.warmup, schedule="linear warm-up, cosine",
-                  val_images=int(val.shape[0]), eval_every=opts.eval_every, seed=opts.seed, threads=threads)
     line = report("glow_ablation", "final_val_bpd_best", best["final_val_bpd"], "bits/dim", None, paper_order,
-                  best=best["name"], final_val_bpd={r["name"]: r["final_val_bpd"] for r in results},
+                  best=best["name"], final_val_bpd=by_name,
                   met_means="lu-affine < shuffle-affine < reverse-affine, the order of Glow's figure 3",
                   train_seconds={r["name"]: r["train_seconds"] for r in results}, config=config)
-    if opts.out:
-        _write_json(f"{opts.out}.json", dict(command=command(), machine=machine(), date=time.strftime("%Y-%m-%d %H:%M"),
-                                             config=config, runs=results, summary=line))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{opts.out}.log").write_text("\n".join(lines) + "\n")
+    if out:
+        _write_json(f"{out}.json", dict(command=command(), machine=machine(), date=time.strftime("%Y-%m-%d %H:%M"),
+                                        config=config, runs=results, summary=line, log=f"{out}.log"))
+        (RESULTS / f"{out}.log").write_text("\n".join(lines) + "\n")
+
+
+def _merge_ablation(parts: list[str], out: str) -> None:
+    """Join the files of runs made in parallel (``--only ... --out PART``) into one result, if they agree on
+    everything but the configurations they ran."""
+    payloads = [json.loads((RESULTS / f"{part}.json").read_text()) for part in parts]
+    config = payloads[0]["config"]
+    for part, pl in zip(parts, payloads):
+        if pl["config"] != config:
+            raise SystemExit(f"{part}.json was run with another configuration ({pl['config']} != {config}); "
+                             f"only parts of the same ablation can be merged.")
+    order = [f"{m}-{c}" for m, c in ABLATION]
+    results = sorted((r for pl in payloads for r in pl["runs"]), key=lambda r: order.index(r["name"]))
+    lines = [f"# {command()}: merged from parts run in parallel, one process and one thread each: "
+             + ", ".join(f"{part} ({pl['command']}, {pl['date']})" for part, pl in zip(parts, payloads))]
+    for part in parts:
+        lines += [f"## {part}.log"] + (RESULTS / f"{part}.log").read_text().splitlines()
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+        lines.append(msg)
+
+    _ablation_summary(results, config, lines, say, out)
