@@ -156,3 +156,155 @@ def lu_logdet(args: list[str]) -> None:
                              "times H*W",
                        rows=rows)
         (RESULTS / opts.out).write_text(json.dumps(payload, indent=1) + "\n")
+
+
+NORMFLOWS_MISSING = ("glow_throughput compares with the normflows package, which is not installed. It is a peer in "
+                     "this benchmark, not a course dependency: install it with `pip install normflows` (add "
+                     "`--no-deps` to keep your torch) and run the benchmark again.")
+
+
+def _normflows_glow(nf, shape=(1, 28, 28), levels: int = 2, steps: int = 16, hidden: int = 128):
+    """normflows' multi-scale Glow built to match flowlib.builders.glow as closely as its API allows.
+
+    normflows numbers levels from the deepest (i = 0) and runs its flows in the sampling direction, so a level is
+    [GlowBlock x K, Squeeze]; its log_prob runs them backwards: Squeeze, then per block ActNorm -> LU 1x1 conv ->
+    affine coupling with scale sigmoid(h + 2) (split_mode "channel": the first half conditions the second), the
+    same 3x3 -> 1x1 -> 3x3 ReLU network with a zero last layer, then Merge.inverse factors out half the channels.
+    Differences from ours: the factored-out half and the last latent get an unconditional learned diagonal
+    Gaussian (normflows' DiagGaussian) where ours conditions the factored-out half on the kept one (SplitPrior) and
+    ends in a fixed N(0, I); the logit pre-processing is normflows' Logit(alpha=0.05) on x / 256.
+    """
+    c, h, w = shape
+    q0, merges, flows = [], [], []
+    for i in range(levels):
+        channels = c * 4 ** (levels - i) // 2 ** (levels - i - 1)  # after this level's squeeze (and earlier splits)
+        flows.append([nf.flows.GlowBlock(channels, hidden, scale=True, scale_map="sigmoid", split_mode="channel",
+                                         use_lu=True) for _ in range(steps)] + [nf.flows.Squeeze()])
+        size = (h // 2 ** (levels - i), w // 2 ** (levels - i))
+        if i > 0:
+            merges.append(nf.flows.Merge())
+            q0.append(nf.distributions.DiagGaussian((channels // 2, *size)))
+        else:
+            q0.append(nf.distributions.DiagGaussian((channels, *size)))
+    return nf.MultiscaleFlow(q0, flows, merges, transform=nf.transforms.Logit(alpha=0.05), class_cond=False)
+
+
+@benchmark("glow_throughput", "training images/s of our Glow vs the normflows package's Glow, same architecture, "
+                              "alternated in one run (target: ours >= 1.3x); needs `pip install normflows`")
+def glow_throughput(args: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks glow_throughput")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--levels", type=int, default=2)
+    p.add_argument("--depth", type=int, default=16, help="steps of flow K per level")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=7, help="timed training steps per model, alternated")
+    p.add_argument("--threads", type=int, default=None)
+    opts = p.parse_args(args)
+    try:
+        import normflows as nf
+    except ImportError:
+        print(NORMFLOWS_MISSING)
+        report("glow_throughput", "ours_vs_normflows_images_per_s", None, "x", 1.3, None, skipped=NORMFLOWS_MISSING)
+        return
+    import warnings
+
+    threads = set_threads(opts.threads)
+    import torch
+
+    import flowlib
+    from flowlib.builders import glow
+    from flowlib.fashion_mnist import load
+    from flowlib.images import dequantize
+
+    train, _ = load("train")
+    g = torch.Generator().manual_seed(0)
+    batches = [dequantize(train[torch.randint(0, train.shape[0], (opts.batch_size,), generator=g)], generator=g)
+               for _ in range(opts.repeats + 1)]
+    torch.manual_seed(0)
+    ours = glow(levels=opts.levels, steps=opts.depth, hidden=opts.hidden, coupling="affine", mixing="lu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # normflows calls the deprecated Tensor.lu() when it builds its LU layers
+        theirs = _normflows_glow(nf, levels=opts.levels, steps=opts.depth, hidden=opts.hidden)
+    models = {"ours": ours, "ours_checks_off": ours, "normflows": theirs}
+    optimizers = {"ours": torch.optim.Adam(ours.parameters(), lr=1e-4),
+                  "normflows": torch.optim.Adam(theirs.parameters(), lr=1e-4)}
+    optimizers["ours_checks_off"] = optimizers["ours"]
+
+    def loss_of(name: str, x):
+        if name == "normflows":
+            return -theirs.log_prob(x / 256.0, None).mean()  # its Logit transform expects [0, 1]
+        if name == "ours_checks_off":
+            with flowlib.checks(False):  # what a hot training loop may do; the maths is the same
+                return -ours.log_prob(x).mean()
+        return -ours.log_prob(x).mean()
+
+    def train_step(name: str, x) -> None:
+        loss = loss_of(name, x)
+        opt = optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    load_before = _load_average()
+    for name in ("ours", "normflows"):
+        train_step(name, batches[0])  # ActNorm's data-dependent initialisation, first-call allocations
+    cpu = {k: [] for k in models}
+    wall = {k: [] for k in models}
+    for r in range(opts.repeats):
+        for name in models:  # alternated: the same load for each
+            c0, w0 = time.thread_time(), time.perf_counter()
+            train_step(name, batches[r + 1])
+            cpu[name].append(time.thread_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+        print(f"repeat {r + 1}/{opts.repeats}: " + ", ".join(f"{k} {cpu[k][-1]:.2f} s CPU ({wall[k][-1]:.1f} s wall)"
+                                                           for k in models), flush=True)
+    ips = {k: opts.batch_size / statistics.median(v) for k, v in cpu.items()}
+    ips_wall = {k: opts.batch_size / statistics.median(v) for k, v in wall.items()}
+    ratio = ips["ours"] / ips["normflows"]
+    params = {"ours": sum(q.numel() for q in ours.parameters()), "normflows": sum(q.numel() for q in theirs.parameters())}
+    common = dict(batch_size=opts.batch_size, levels=opts.levels, steps_of_flow=opts.depth, hidden=opts.hidden,
+                  repeats=opts.repeats, threads=threads, parameters=params, data="Fashion-MNIST training images",
+                  step="loss = -mean log q(x); zero_grad; backward; Adam step (no clipping in either)",
+                  timing="median CPU time of this thread per step (wall alongside); models alternated",
+                  normflows_version=getattr(nf, "__version__", "unknown"),
+                  differences="normflows: unconditional learned diagonal Gaussians for the factored-out half and "
+                              "the last latent (DiagGaussian); ours: SplitPrior (the factored-out half conditioned "
+                              "on the kept half) and a fixed N(0, I). Same squeeze, levels, ActNorm, LU 1x1 conv, "
+                              "affine coupling with sigmoid(h + 2) scale, 3x3-1x1-3x3 network of the same width.",
+                  load_average_before=load_before, load_average_after=_load_average())
+    report("glow_throughput", "ours_vs_normflows_training_speed", round(ratio, 3), "x", 1.3, ratio >= 1.3,
+           images_per_s_cpu={k: round(v, 2) for k, v in ips.items()},
+           images_per_s_wall={k: round(v, 2) for k, v in ips_wall.items()},
+           ratio_checks_off=round(ips["ours_checks_off"] / ips["normflows"], 3),
+           ratio_wall=round(ips_wall["ours"] / ips_wall["normflows"], 3), **common)
+
+
+@benchmark("glow_bpd", "test bits/dim of a shipped Glow (default glow-fmnist) on all 10,000 test images, recomputed "
+                       "from its checkpoint (target <= 3.2) and compared with its manifest")
+def glow_bpd(args: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks glow_bpd")
+    p.add_argument("--name", default="glow-fmnist", help="a manifest entry (data/checkpoints/manifest.json)")
+    p.add_argument("--images", type=int, default=10000, help="how many test images (all 10,000 by default)")
+    p.add_argument("--target", type=float, default=3.2)
+    p.add_argument("--threads", type=int, default=None)
+    opts = p.parse_args(args)
+    threads = set_threads(opts.threads)
+    from flowlib import checkpoints, fashion_mnist
+    from flowlib.train_images import evaluate, load_pretrained_model
+
+    try:
+        model, entry = load_pretrained_model(opts.name)
+    except checkpoints.CheckpointError as e:
+        raise SystemExit(f"glow_bpd: {e}") from None
+    test, _ = fashion_mnist.load("test")
+    test = test[: opts.images]
+    t0 = time.perf_counter()
+    bpd = evaluate(model, test)
+    seconds = time.perf_counter() - t0
+    full = test.shape[0] >= entry.get("test_images", 10000)
+    report("glow_bpd", f"{opts.name}_test_bpd", round(bpd, 4), "bits/dim", opts.target,
+           bool(bpd <= opts.target and full), test_images=int(test.shape[0]), manifest_test_bpd=entry["test_bpd"],
+           agrees_with_manifest=abs(bpd - entry["test_bpd"]) < 1e-3 if full else None,
+           parameters=sum(q.numel() for q in model.parameters()), config=entry["config"],
+           train_minutes=round(entry["train_seconds"] / 60, 1), train_hardware=entry["hardware"],
+           train_command=entry["command"], eval_seconds=round(seconds, 1), eval_threads=threads)
