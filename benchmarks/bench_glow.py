@@ -302,8 +302,10 @@ def glow_bpd(args: list[str]) -> None:
     bpd = evaluate(model, test)
     seconds = time.perf_counter() - t0
     full = test.shape[0] >= entry.get("test_images", 10000)
+    complete = entry.get("complete", True)  # a manifest entry may be a snapshot of a run still training
     report("glow_bpd", f"{opts.name}_test_bpd", round(bpd, 4), "bits/dim", opts.target,
            bool(bpd <= opts.target and full), test_images=int(test.shape[0]), manifest_test_bpd=entry["test_bpd"],
+           checkpoint_complete=complete, checkpoint_steps=entry.get("steps"), total_steps=entry.get("total_steps"),
            agrees_with_manifest=abs(bpd - entry["test_bpd"]) < 1e-3 if full else None,
            parameters=sum(q.numel() for q in model.parameters()), config=entry["config"],
            train_minutes=round(entry["train_seconds"] / 60, 1), train_hardware=entry["hardware"],

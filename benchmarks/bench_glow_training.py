@@ -127,6 +127,7 @@ def glow_vs_realnvp(args: list[str]) -> None:
         t0 = time.perf_counter()
         bpd = evaluate(t.model, test)
         results[t.name] = dict(test_bpd=round(bpd, 4), steps=t.step, train_seconds=round(t.used, 1),
+                               minutes=round(t.used / 60, 2),
                                train_wall_seconds=round(t.history.seconds, 1),
                                parameters=sum(q.numel() for q in t.model.parameters()),
                                model=CONFIGS[t.name]["model"], eval_seconds=round(time.perf_counter() - t0, 1))
@@ -218,7 +219,7 @@ def glow_ablation(args: list[str]) -> None:
                 f"{curve[-1][1]:.4f} bits/dim ({t_train:.0f} s training, load average {_load_average()})")
         results.append(dict(name=trainer.name, mixing=mixing, coupling=coupling, parameters=params,
                             train_seconds=round(t_train, 1), final_val_bpd=curve[-1][1],
-                            curve=[dict(step=s, val_bpd=v) for s, v in curve]))
+                            val_bpd=[[s, v] for s, v in curve]))
     config = dict(levels=opts.levels, steps_of_flow=opts.depth, hidden=opts.hidden, train_steps=opts.steps,
                   batch_size=opts.batch_size, lr=opts.lr, warmup=opts.warmup, schedule="linear warm-up, cosine",
                   val_images=int(val.shape[0]), eval_every=opts.eval_every, seed=opts.seed, threads=threads)
@@ -238,8 +239,11 @@ def _ablation_summary(results: list[dict], config: dict, lines: list[str], say, 
                   met_means="lu-affine < shuffle-affine < reverse-affine, the order of Glow's figure 3",
                   train_seconds={r["name"]: r["train_seconds"] for r in results}, config=config)
     if out:
+        title = (f"Glow L={config['levels']}, K={config['steps_of_flow']}, hidden {config['hidden']}: "
+                 f"{config['train_steps']} steps of batch {config['batch_size']}")
         _write_json(f"{out}.json", dict(command=command(), machine=machine(), date=time.strftime("%Y-%m-%d %H:%M"),
-                                        config=config, runs=results, summary=line, log=f"{out}.log"))
+                                        title=title, config=config, runs=results, summary=line, log=f"{out}.log",
+                                        val_bpd_means="[step, bits/dim on the held-out training images]"))
         (RESULTS / f"{out}.log").write_text("\n".join(lines) + "\n")
 
 
@@ -254,6 +258,9 @@ def _merge_ablation(parts: list[str], out: str) -> None:
                              f"only parts of the same ablation can be merged.")
     order = [f"{m}-{c}" for m, c in ABLATION]
     results = sorted((r for pl in payloads for r in pl["runs"]), key=lambda r: order.index(r["name"]))
+    for r in results:  # parts written before the curves were stored as (step, bits/dim) pairs
+        if "curve" in r:
+            r["val_bpd"] = [[c["step"], c["val_bpd"]] for c in r.pop("curve")]
     lines = [f"# {command()}: merged from parts run in parallel, one process and one thread each: "
              + ", ".join(f"{part} ({pl['command']}, {pl['date']})" for part, pl in zip(parts, payloads))]
     for part in parts:
