@@ -46,7 +46,7 @@ def machine() -> str:
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
     """Median wall time of ``fn()`` in seconds over ``repeats`` calls (after ``warmup`` calls), and all times."""
-    from flowlib.costs import timings
+    from flowlib_teaching.experiments import timings
 
     times = timings(fn, repeats, warmup)
     return statistics.median(times), times

@@ -1,6 +1,6 @@
 """Teaching tools for the course: the student edition, lecture slides and the static site.
 
-Each is one command of the ``course`` script, which calls ``python -m flowlib.course``:
+Each is one command of the ``course`` script, which calls ``python -m coursetools``:
 
     ./course student   every lesson without its solution cells            -> build/student/   (student.py)
     ./course slides    every lesson executed, as reveal.js slides         -> build/slides/    (slides.py)
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 BUILD_DIR = ROOT / "build"
 

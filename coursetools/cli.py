@@ -1,4 +1,4 @@
-"""Command line of the teaching tools (``python -m flowlib.course``, called by ./course)."""
+"""Command line of the teaching tools (``python -m coursetools``, called by ./course)."""
 from __future__ import annotations
 
 import argparse
@@ -32,7 +32,7 @@ def _executed(args, log) -> list[pathlib.Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flowlib.course", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m coursetools", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("assets", help="fetch the pinned reveal.js and MathJax (once) for offline slides and site")
     p.add_argument("--quiet", action="store_true")

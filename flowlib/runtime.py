@@ -1,4 +1,4 @@
-"""Seeding, the device picker and the course's fast mode."""
+"""What a session sets up once: seeding, threads, the device picker and the course's fast mode (``setup``)."""
 from __future__ import annotations
 
 import os
@@ -42,3 +42,27 @@ def fast_mode() -> bool:
 def pick(normal, fast):
     """``normal`` in a normal run, ``fast`` in fast mode: ``steps = pick(2000, 50)``."""
     return fast if fast_mode() else normal
+
+
+def setup(seed: int = 0, threads: int | None = 1, device: str | None = None, quiet: bool = False) -> torch.device:
+    """The one set-up line of every lesson: ``device = flowlib.setup(seed=0)``.
+
+    Seeds Python, NumPy and PyTorch; limits PyTorch to ``threads`` CPU threads (1 by default: results are then
+    reproducible and a shared machine stays responsive; ``None`` leaves PyTorch's choice); picks the device
+    (``pick_device``); and prints one line saying what was chosen and whether fast mode (``FLOWS_FAST=1``: fewer
+    steps, smaller data) is on. Returns the device.
+    """
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    seed_everything(seed)
+    dev = pick_device(device)
+    if not quiet:
+        mode = "fast mode (FLOWS_FAST=1: fewer steps, smaller data)" if fast_mode() else "full mode"
+        print(f"flowlib {_version()}: seed {seed}, {torch.get_num_threads()} thread(s), device {dev}, {mode}")
+    return dev
+
+
+def _version() -> str:
+    from flowlib import __version__
+
+    return __version__

@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .core import Compose, Flow
+from flowlib.core import Compose, Flow
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 DEFAULT_BOUNDS: Bounds = ((-4.0, 4.0), (-4.0, 4.0))

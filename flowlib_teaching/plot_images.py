@@ -4,11 +4,12 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.patches import FancyBboxPatch
 
-from .core import Compose
-from .multiscale import MultiScale, Squeeze, output_shape
+from flowlib.core import Compose
+from flowlib.bijections import MultiScale, Squeeze
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1, fill: float | None = None) -> torch.Tensor:
@@ -50,7 +51,7 @@ def describe_multiscale(flow: MultiScale) -> list[dict]:
         parts = list(level.flows) if isinstance(level, Compose) else [level]
         couplings = 0
         for p in parts:
-            new = output_shape(p, shape)
+            new = p.forward_shape(shape)
             if isinstance(p, Squeeze):
                 rows.append({"stage": f"level {i + 1}: squeeze", "shape": new})
             elif "Coupling" in type(p).__name__:
@@ -94,3 +95,9 @@ def draw_multiscale(flow: MultiScale, ax=None):
     ax.set_title(f"multi-scale flow: every orange latent is part of the one flat z of "
                  f"{math.prod(flow.event_shape)} values")
     return ax
+
+
+def digit_grid(x: torch.Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
+    """Integer or float images (N, 64) of the 8x8 digits as one 2D array for ``plt.imshow(..., cmap="gray_r")``, ``nrow`` per row,
+    with blank (NaN) borders."""
+    return image_grid(x.detach().float().reshape(-1, 1, 8, 8).cpu(), nrow, pad, fill=float("nan")).numpy()

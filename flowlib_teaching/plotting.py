@@ -1,4 +1,4 @@
-"""Plots shared by the notebooks: a live loss curve for ``flowlib.train.fit`` and 1D density pictures.
+"""Plots shared by the notebooks: a live loss curve for ``flowlib.training.fit`` and 1D density pictures.
 
 Figures that update in place (``LiveLossPlot``) are plain ``matplotlib.figure.Figure`` objects rendered with Agg to a
 PNG and shown through an IPython display handle, so they work in JupyterLab without ipympl, in nbconvert and nbval,

@@ -16,10 +16,10 @@ def built_exports(tmp_path_factory):
     lesson 01 executed in fast mode (so widgets and figures are in it), the other lessons as stored (the real
     ``./course slides`` and ``./course site`` execute every lesson; here that would only repeat the notebook tests).
     """
-    from flowlib.course import lesson_paths
-    from flowlib.course.execute import executed_lessons
-    from flowlib.course.site import build_site
-    from flowlib.course.slides import export_slides
+    from coursetools import lesson_paths
+    from coursetools.execute import executed_lessons
+    from coursetools.site import build_site
+    from coursetools.slides import export_slides
 
     base = tmp_path_factory.mktemp("exports")
     lessons = lesson_paths()

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flowlib import toy2d
+from flowlib.data import toy2d
 
 WITH_DENSITY = ["moons", "circles", "rings", "checkerboard", "8gaussians"]
 

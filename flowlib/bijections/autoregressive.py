@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import Compose, Flow, Inverse
+from flowlib.core import Compose, Flow, Inverse
 
 
 class MaskedLinear(nn.Linear):
@@ -172,13 +172,3 @@ class IAF(Inverse):
     @property
     def order(self) -> Tensor:
         return self.flow.order
-
-
-def maf(dim: int, num_layers: int = 5, hidden: Sequence[int] = (64, 64), scale_bound: float = 6.0,
-        inverse: bool = False, activation: str = "relu") -> Compose:
-    """A stack of ``num_layers`` MAF layers (or IAF layers with ``inverse=True``) whose orders alternate between
-    0..D-1 and its reverse, so each coordinate is transformed given the others in turn."""
-    if not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}.")
-    layer = IAF if inverse else MAF
-    return Compose(*[layer(dim, hidden, None if k % 2 == 0 else "reverse", scale_bound, activation) for k in range(num_layers)])

@@ -1,6 +1,6 @@
 """Coupling layers: NICE's additive coupling and RealNVP's affine coupling.
 
-A binary mask m (1 = passed through, see ``flowlib.masks``) splits x into a part that is copied, x_p = m * x, and a
+A binary mask m (1 = passed through, see ``flowlib.bijections.masks``) splits x into a part that is copied, x_p = m * x, and a
 part that is transformed conditioned on it. With a network NN that sees only x_p:
 
     additive (NICE):  z = x + (1 - m) * t(x_p)                            log|det dz/dx| = 0
@@ -44,9 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import Flow, sum_except_batch
-from .masks import check_mask
-from .nets import MLP, ConvNet
+from flowlib.core import Flow, sum_except_batch
+from flowlib.bijections.masks import check_mask
+from flowlib.nets import MLP, ConvNet
 
 
 class Coupling(Flow):

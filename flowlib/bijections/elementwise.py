@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import Flow, FlowInputError, sum_except_batch
+from flowlib.core import Flow, FlowInputError, sum_except_batch
 
 
 def _as_tensor(v, name: str) -> Tensor:

@@ -16,83 +16,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .core import Compose, Flow, Inverse
-
-
-class Squeeze(Flow):
-    """Space to channels: (B, C, H, W) -> (B, 4C, H/2, W/2); a permutation, so log|det| = 0.
-
-    Convention: each 2x2 block of a channel becomes 4 consecutive channels, in reading order: new channel
-    4c + 2i + j holds pixel (2h + i, 2w + j) of channel c. Lesson 05 checks this on a small numbered tensor.
-    """
-
-    def __init__(self, event_shape: Sequence[int] | None = None):
-        super().__init__()
-        if event_shape is not None:
-            c, h, w = _chw(event_shape, "Squeeze")
-            if h % 2 or w % 2:
-                raise ValueError(f"Squeeze needs an even height and width, got (C, H, W) = ({c}, {h}, {w}).")
-            self.event_shape = (c, h, w)
-            self.latent_shape = self.output_shape(self.event_shape)
-
-    def output_shape(self, shape: Sequence[int]) -> tuple[int, int, int]:
-        c, h, w = _chw(shape, "Squeeze")
-        return 4 * c, h // 2, w // 2
-
-    def _check_domain(self, v: Tensor, direction: str) -> None:
-        if v.dim() != 4:
-            raise ValueError(f"Squeeze.{direction} expects (B, C, H, W), got {tuple(v.shape)}.")
-        if direction == "forward" and (v.shape[2] % 2 or v.shape[3] % 2):
-            raise ValueError(f"Squeeze needs an even height and width, got {tuple(v.shape)}.")
-        if direction == "inverse" and v.shape[1] % 4:
-            raise ValueError(f"Squeeze.inverse needs a channel count divisible by 4, got {tuple(v.shape)}.")
-
-    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        b, c, h, w = x.shape
-        z = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, h // 2, w // 2)
-        return z, x.new_zeros(b)
-
-    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        b, c4, h, w = z.shape
-        x = z.reshape(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c4 // 4, 2 * h, 2 * w)
-        return x, z.new_zeros(b)
-
-
-class Reshape(Flow):
-    """(B, *in_shape) <-> (B, *out_shape), the same values in the same order: log|det| = 0.
-
-    E.g. ``Reshape((64,), (1, 8, 8))`` lets a convolutional flow model vectors of 64 pixels.
-    """
-
-    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int]):
-        super().__init__()
-        self.event_shape, self.latent_shape = tuple(in_shape), tuple(out_shape)
-        if math.prod(self.event_shape) != math.prod(self.latent_shape):
-            raise ValueError(f"Reshape cannot turn shape {self.event_shape} ({math.prod(self.event_shape)} values) "
-                             f"into {self.latent_shape} ({math.prod(self.latent_shape)} values).")
-
-    def output_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        return self.latent_shape
-
-    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x.reshape(x.shape[0], *self.latent_shape), x.new_zeros(x.shape[0])
-
-    def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return z.reshape(z.shape[0], *self.event_shape), z.new_zeros(z.shape[0])
-
-
-def output_shape(flow: Flow, shape: Sequence[int]) -> tuple[int, ...]:
-    """The shape a flow's forward produces from one sample of ``shape``, without running it."""
-    if isinstance(flow, (Squeeze, Reshape)):
-        return flow.output_shape(shape)
-    if isinstance(flow, Compose):
-        for f in flow.flows:
-            shape = output_shape(f, shape)
-        return tuple(shape)
-    if isinstance(flow, Inverse) and isinstance(flow.flow, Squeeze):
-        c, h, w = shape
-        return c // 4, 2 * h, 2 * w
-    return tuple(shape)
+from flowlib.bijections.reshape import _chw
+from flowlib.core import Flow
 
 
 class MultiScale(Flow):
@@ -114,7 +39,7 @@ class MultiScale(Flow):
         self.levels = torch.nn.ModuleList(levels)
         shape, self.latent_shapes = self.event_shape, []
         for i, level in enumerate(levels):
-            shape = output_shape(level, shape)
+            shape = level.forward_shape(shape)
             if i < len(levels) - 1:
                 if shape[0] % 2:
                     raise ValueError(f"level {i + 1} outputs {shape[0]} channels, which cannot be split in half.")
@@ -160,10 +85,3 @@ class MultiScale(Flow):
             h, ld = self.levels[i].inverse(h)
             logdet = logdet + ld
         return h, logdet
-
-
-def _chw(shape: Sequence[int], who: str) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"{who} needs an image shape (C, H, W), got {shape}.")
-    return shape  # type: ignore[return-value]

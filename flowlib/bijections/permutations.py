@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .core import Flow
+from flowlib.core import Flow
 
 
 class Permutation(Flow):

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .autoregressive import MADE
-from .core import Compose, Flow, sum_except_batch
+from flowlib.bijections.autoregressive import MADE
+from flowlib.core import Compose, Flow, sum_except_batch
 
 MIN_BIN = 1e-3  # smallest bin width / height, as a fraction of the interval 2B
 MIN_SLOPE = 1e-3  # smallest knot slope
@@ -205,16 +205,3 @@ class SplineMAF(Flow):
             x = torch.where(pick, xi, x)
             log_deriv = torch.where(pick, ld, log_deriv)
         return x, log_deriv.sum(1)
-
-
-def spline_maf(dim: int, num_layers: int = 4, hidden: Sequence[int] = (64, 64), bins: int = 8, bound: float = 4.0,
-               activation: str = "relu") -> Compose:
-    """A stack of ``num_layers`` SplineMAF layers whose orders alternate between 0..D-1 and its reverse.
-
-    The default interval [-4, 4] holds the 2D densities of ``flowlib.toy2d`` (and most of a standard normal);
-    values outside it pass through unchanged, so a wider range of data needs a larger ``bound`` (or standardising).
-    """
-    if not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}.")
-    return Compose(*[SplineMAF(dim, hidden, bins, bound, None if k % 2 == 0 else "reverse", activation)
-                     for k in range(num_layers)])

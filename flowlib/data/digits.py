@@ -1,4 +1,6 @@
-"""scikit-learn's 8x8 digits as a density-estimation benchmark, with honest bits per dimension.
+"""scikit-learn's 8x8 digits as a density-estimation benchmark, with honest bits per dimension (data and its
+convention only: the baseline is ``flowlib.baselines.PixelHistogram``, the model ``flowlib.builders.conv_realnvp``,
+the lesson's training recipes live in the teaching layer's experiments).
 
 The data: 1797 images of 8x8 = 64 pixels, each pixel an integer grey level x in {0, 1, ..., 16} (17 levels).
 ``load_digits_split`` makes one fixed, seeded split: 1000 train, 350 validation, 447 test images.
@@ -34,9 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import images
-from .core import Compose
-from .multiscale import Reshape
+from flowlib import images
 
 LEVELS = 17  # grey levels 0..16
 SIDE = 8
@@ -124,70 +124,9 @@ def uniform_bits_per_dim() -> float:
     return math.log2(LEVELS)
 
 
-class PixelHistogram(torch.nn.Module):
-    """The baseline a flow must beat: independent pixels, each of the 64 positions with its own grey-level frequencies.
-
-    p[i, k] = (n[i, k] + alpha) / (N + 17 alpha), where n[i, k] counts the training images whose pixel i has level k
-    (add-alpha smoothing: a level never seen at a position still gets a little mass). As a density on y = (x + u)/17
-    it is piecewise constant, q(y) = prod_i 17 p[i, floor(17 y_i)], so ``log_prob`` integrates to 1 and the
-    dequantization bound is tight: its bits/dim is exactly the discrete cross-entropy -E[log2 P(x)] / 64.
-    ``PixelHistogram.fit(train, val)`` picks alpha on the validation images (the test set is never looked at).
-    """
-
-    ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
-
-    def __init__(self, counts: Tensor, alpha: float = 0.1):
-        super().__init__()
-        if tuple(counts.shape) != (DIM, LEVELS):
-            raise ValueError(f"counts must have shape ({DIM}, {LEVELS}), got {tuple(counts.shape)}.")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0 (else an unseen level has probability 0), got {alpha}.")
-        self.alpha = float(alpha)
-        c = counts.double() + alpha
-        self.register_buffer("log_p", (c / c.sum(1, keepdim=True)).log())  # (64, 17), log P(pixel i = level k)
-
-    @staticmethod
-    def counts(x: Tensor) -> Tensor:
-        """n[i, k]: how many of the images ``x`` (N, 64) have level k at position i; shape (64, 17)."""
-        _check_levels(x)
-        return torch.nn.functional.one_hot(x.long(), LEVELS).sum(0)
-
-    @classmethod
-    def fit(cls, train: Tensor, val: Tensor, alphas=ALPHAS) -> "PixelHistogram":
-        """Counts from ``train``; the smoothing alpha with the lowest validation bits/dim."""
-        n = cls.counts(train)
-        return min((cls(n, a) for a in alphas), key=lambda m: m.discrete_bits_per_dim(val))
-
-    def discrete_log_prob(self, x: Tensor) -> Tensor:
-        """log P(x) of integer images (N, 64), in nats; shape (N,)."""
-        _check_levels(x)
-        return self.log_p.gather(1, x.long().T.to(self.log_p.device)).sum(0)
-
-    def discrete_bits_per_dim(self, x: Tensor) -> float:
-        """The exact code length -E[log2 P(x)] / 64 of integer images, averaged over the images."""
-        return float(-self.discrete_log_prob(x).mean()) / (DIM * math.log(2))
-
-    def log_prob(self, y: Tensor) -> Tensor:
-        """log q(y) for y in [0, 1)^64, shape (B,): the level probability spread evenly over its cell of width 1/17."""
-        k = quantize(y).to(self.log_p.device)  # the cell of each pixel, as ``quantize`` finds it
-        return self.log_p.gather(1, k.T).sum(0) + DIM * math.log(LEVELS)  # float64, like the counts
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n integer images (n, 64), each pixel drawn independently from its position's frequencies."""
-        return torch.multinomial(self.log_p.exp(), n, replacement=True, generator=generator).T.contiguous()
-
-
-def image_grid(x: Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
-    """Integer or float images (N, 64) as one 2D array for ``plt.imshow(..., cmap="gray_r")``, ``nrow`` per row,
-    with blank (NaN) borders."""
-    from .plot_images import image_grid as grid
-
-    return grid(x.detach().float().reshape(-1, 1, SIDE, SIDE).cpu(), nrow, pad, fill=float("nan")).numpy()
-
-
 def sampler(x: Tensor, seed: int = 0, noise_width: float = 1.0):
     """A function n -> a batch of n training images, drawn at random and freshly dequantized at every call (for
-    ``flowlib.train.fit``): the model never sees the same noise twice, which is what the bound assumes."""
+    ``flowlib.training.fit``): the model never sees the same noise twice, which is what the bound assumes."""
     _check_levels(x)
     g = torch.Generator().manual_seed(seed)
 
@@ -195,87 +134,3 @@ def sampler(x: Tensor, seed: int = 0, noise_width: float = 1.0):
         return dequantize(x[torch.randint(0, len(x), (n,), generator=g)], g, noise_width)
 
     return draw
-
-
-class KeepBest:
-    """A ``fit`` callback: every ``every`` steps, the validation bits/dim; it keeps a copy of the best weights.
-
-    Small data overfits quickly (1000 training images), so the model to report is the one with the best validation
-    score, not the last one: ``keeper.restore(model)`` after training. The test set is never looked at here.
-    """
-
-    def __init__(self, x_val: Tensor, every: int = 50, repeats: int = 1, noise_width: float = 1.0):
-        self.x_val, self.every, self.repeats, self.noise_width = x_val, every, repeats, noise_width
-        self.best, self.best_step, self.state = math.inf, 0, None
-
-    def __call__(self, step: int, loss: float, model, history) -> None:
-        if step % self.every:
-            return
-        v = bits_per_dim(model, self.x_val, repeats=self.repeats, noise_width=self.noise_width)
-        history.log("val_bpd", step, v)
-        if v < self.best:
-            self.best, self.best_step = v, step
-            self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-
-    def restore(self, model) -> None:
-        if self.state is None:
-            raise RuntimeError(f"no validation score was recorded: train for at least every={self.every} steps.")
-        model.load_state_dict(self.state)
-
-
-def train_realnvp(split: DigitsSplit, steps: int = 600, num_couplings: int = 8, hidden: int = 256,
-                  layers: int = 2, lr: float = 1e-3, batch_size: int = 128, every: int = 50, seed: int = 0,
-                  noise_width: float = 1.0, progress: bool = False):
-    """Lesson 04's recipe: a RealNVP (affine couplings, random half masks, ``flowlib.realnvp.make_realnvp``) with a
-    standard normal base, trained on freshly dequantized training images and early-stopped on the validation
-    bits/dim. Returns ``(model, keeper, history)``; the model holds the best validation weights."""
-    from .distributions import StandardNormal
-    from .models import FlowModel
-    from .realnvp import make_realnvp
-    from .train import fit
-
-    torch.manual_seed(seed)
-    flow = make_realnvp(DIM, num_couplings, hidden, layers, masks="random",
-                        generator=torch.Generator().manual_seed(seed))
-    model = FlowModel(flow, StandardNormal(DIM))
-    keeper = KeepBest(split.val, every=every, noise_width=noise_width)
-    history = fit(model, sampler(split.train, seed=seed, noise_width=noise_width), steps, lr=lr,
-                  batch_size=batch_size, callbacks=[keeper], progress=progress, seed=seed)
-    keeper.restore(model)
-    return model, keeper, history
-
-
-def conv_realnvp(levels: int = 2, couplings: int = 8, hidden: int = 64, alpha: float = 0.01):
-    """A convolutional multi-scale RealNVP for the digits (lesson 05's architecture, ``image_models``), on the
-    lesson's y = (x + u)/17 in [0, 1)^64: view y as a 1x8x8 image, the logit pre-processing
-    logit(alpha + (1 - 2 alpha) y) (its log-det is part of log q), then ``multiscale_realnvp_flow``: squeeze to
-    4x4x4, ``couplings`` conv affine couplings (checkerboard / channel masks), factor out half, squeeze to 8x2x2,
-    ``couplings`` more. A standard normal base on the flat 64-dim latent. ``log_prob`` and ``sample`` use flat
-    (B, 64) vectors, like the MLP RealNVP."""
-    from .distributions import StandardNormal
-    from .image_models import multiscale_realnvp_flow
-    from .models import FlowModel
-
-    flow = Compose(Reshape((DIM,), (1, SIDE, SIDE)), images.logit_preprocessing(levels=1, alpha=alpha),
-                   multiscale_realnvp_flow((1, SIDE, SIDE), levels, couplings, hidden))
-    return FlowModel(flow, StandardNormal(DIM))
-
-
-def train_conv_realnvp(split: DigitsSplit, steps: int = 600, levels: int = 2, couplings: int = 8, hidden: int = 64,
-                       alpha: float = 0.01, lr: float = 2e-3, weight_decay: float = 0.1, batch_size: int = 64,
-                       every: int = 50, seed: int = 0, noise_width: float = 1.0, progress: bool = False):
-    """Lesson 04's digits model: ``conv_realnvp`` trained on freshly dequantized training images with AdamW (decoupled
-    weight decay), a cosine learning-rate schedule over ``steps``, and early stopping on the validation bits/dim.
-    Returns ``(model, keeper, history)``; the model holds the best validation weights."""
-    from .train import fit
-
-    torch.manual_seed(seed)
-    model = conv_realnvp(levels, couplings, hidden, alpha)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    keeper = KeepBest(split.val, every=every, noise_width=noise_width)
-    history = fit(model, sampler(split.train, seed=seed, noise_width=noise_width), steps, lr=lr,
-                  batch_size=batch_size, optimizer=opt, scheduler=sched, callbacks=[keeper], progress=progress,
-                  seed=seed)
-    keeper.restore(model)
-    return model, keeper, history

@@ -24,10 +24,12 @@ import urllib.request
 import numpy as np
 import torch
 
+from flowlib.data import paths
+
 ORIGIN = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
-DEBIAN_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
-REPO_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "fashion-mnist"
-ENV = "FLOWS_DATA"
+DEBIAN_DIR = paths.DEBIAN_FASHION_MNIST_DIR
+REPO_DIR = paths.FASHION_MNIST_DIR
+ENV = paths.DATA_ENV
 
 # file -> (SHA-256 of the decompressed IDX bytes, their length, MD5 of the origin's .gz as its authors publish it)
 FILES = {
@@ -161,5 +163,5 @@ def load(split: str = "train", root: str | os.PathLike | None = None, download: 
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-if __name__ == "__main__":  # python -m flowlib.fashion_mnist: find or fetch the data, say where it is
+if __name__ == "__main__":  # python -m flowlib.data.fashion_mnist: find or fetch the data, say where it is
     print(f"Fashion-MNIST verified in {locate()}")

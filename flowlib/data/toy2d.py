@@ -34,7 +34,7 @@ Usage::
 
     ds = toy2d.get("moons")
     x = ds.sample(1000, seed=0)          # (1000, 2), reproducible
-    batch = ds.sampler(seed=0)           # n -> fresh samples each call (for flowlib.train.fit)
+    batch = ds.sampler(seed=0)           # n -> fresh samples each call (for flowlib.training.fit)
     ds.log_prob(x)                       # (1000,), exact
     toy2d.entropy("moons")               # Floor(value=2.387..., stderr=...)
 """

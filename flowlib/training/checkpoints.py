@@ -15,8 +15,10 @@ import tempfile
 
 import torch
 
-CHECKPOINT_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "checkpoints"
-MANIFEST = CHECKPOINT_DIR / "manifest.json"
+from flowlib.data import paths
+
+CHECKPOINT_DIR = paths.CHECKPOINT_DIR
+MANIFEST = paths.MANIFEST
 FORMAT = "flowlib-checkpoint-1"
 
 

@@ -18,8 +18,6 @@ from typing import Callable, Iterable, Protocol
 import torch
 from torch import Tensor, nn
 
-from .utils import fast_mode
-
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss or gradient."""
@@ -148,4 +146,33 @@ def _progress_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     # In fast mode (the test suite) the bar would only add noise to logs.
-    return tqdm(total=total, disable=not enabled or fast_mode(), desc="training", leave=True)
+    return tqdm(total=total, disable=not enabled, desc="training", leave=True)
+
+
+class KeepBest:
+    """A ``fit`` callback: every ``every`` steps, a validation score (lower is better, e.g. bits/dim) recorded in the
+    history as ``name``; it keeps a copy of the best weights.
+
+    Small data overfits quickly, so the model to report is the one with the best validation score, not the last
+    one: ``keeper.restore(model)`` after training. ``score(model)`` must never look at the test set.
+    """
+
+    def __init__(self, score: Callable[[nn.Module], float], every: int = 50, name: str = "val_bpd"):
+        if not callable(score):
+            raise TypeError(f"KeepBest needs a function model -> validation score, got {type(score).__name__}.")
+        self.score, self.every, self.name = score, every, name
+        self.best, self.best_step, self.state = math.inf, 0, None
+
+    def __call__(self, step: int, loss: float, model, history) -> None:
+        if step % self.every:
+            return
+        v = float(self.score(model))
+        history.log(self.name, step, v)
+        if v < self.best:
+            self.best, self.best_step = v, step
+            self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+
+    def restore(self, model) -> None:
+        if self.state is None:
+            raise RuntimeError(f"no validation score was recorded: train for at least every={self.every} steps.")
+        model.load_state_dict(self.state)

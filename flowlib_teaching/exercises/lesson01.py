@@ -1,4 +1,4 @@
-"""Answer checkers for the notebooks' exercises. A checker says WHAT is wrong, not just "incorrect".
+"""Lesson 01's answer checkers (the framework they share: ``flowlib_teaching.exercises.framework``).
 
 Every ``check_*`` takes the learner's answer (a function) and returns an ``ExerciseResult`` that shows as one
 message: ✓ (correct), ✗ with a diagnosis and a hint, or "not answered yet" for an untouched placeholder (a function
@@ -15,130 +15,18 @@ Lesson 01 (change of variables in 1D):
 """
 from __future__ import annotations
 
-import functools
-import html
-import inspect
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from flowlib_teaching.exercises.framework import (CORRECT, MISSING, WRONG, ExerciseError, ExerciseResult, Verdict,
+                                                  call, checker, short, wrong)
 
 __all__ = [
     "ExerciseError", "ExerciseResult", "check_affine_uniform_density", "check_exponential_sampler",
     "check_lognormal_log_prob", "check_square_density",
 ]
-
-CORRECT, WRONG, MISSING = "correct", "wrong", "not answered"
-
-
-class ExerciseError(AssertionError):
-    """Raised by a checker with ``strict=True`` when the answer is wrong or missing."""
-
-
-@dataclass
-class ExerciseResult:
-    """The verdict on one answer. ``diagnosis`` names the mistake found (e.g. "multiplied_by_jacobian")."""
-
-    exercise: str
-    status: str  # "correct", "wrong" or "not answered"
-    message: str
-    hint: str = ""
-    diagnosis: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.status == CORRECT
-
-    def __str__(self) -> str:
-        mark = {CORRECT: "✓", WRONG: "✗", MISSING: "…"}[self.status]
-        head = {CORRECT: "correct", WRONG: "not yet right", MISSING: "not answered yet"}[self.status]
-        text = f"{mark} {self.exercise}: {head}. {_capital(self.message)}"
-        if self.hint:
-            text += f"\n  Hint: {self.hint}"
-        return text
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        colour = {CORRECT: "#2ca02c", WRONG: "#d62728", MISSING: "#7f7f7f"}[self.status]
-        mark = {CORRECT: "✓", WRONG: "✗", MISSING: "…"}[self.status]
-        head = {CORRECT: "Correct", WRONG: "Not yet right", MISSING: "Not answered yet"}[self.status]
-        hint = f"<br><i>Hint:</i> {html.escape(self.hint)}" if self.hint else ""
-        return (f"<div style='border-left:5px solid {colour}; padding:4px 10px; margin:4px 0'>"
-                f"<b style='color:{colour}'>{mark} {head}</b> — {html.escape(self.exercise)}<br>"
-                f"{html.escape(_capital(self.message))}{hint}</div>")
-
-
-def _capital(text: str) -> str:
-    """Capitalise a message that starts with a word ("your q(x) ..."), not one that starts with maths ("q(x) = ...",
-    "log q(x) ...")."""
-    first = text.split(" ", 1)[0]
-    if len(first) > 1 and first.isalpha() and first.islower() and first != "log":
-        return text[0].upper() + text[1:]
-    return text
-
-
-class _Verdict(Exception):
-    """Raised inside a checker to stop with a verdict."""
-
-    def __init__(self, status: str, message: str, hint: str = "", diagnosis: str = ""):
-        super().__init__(message)
-        self.status, self.message, self.hint, self.diagnosis = status, message, hint, diagnosis
-
-
-def _wrong(diagnosis: str, message: str, hint: str = "") -> _Verdict:
-    return _Verdict(WRONG, message, hint, diagnosis)
-
-
-def _checker(title: str, placeholder_hint: str, answer: str = "function"):
-    """Turns a function that raises ``_Verdict`` into a checker with the common behaviour (placeholders, strict).
-
-    ``title`` and ``placeholder_hint`` may name the checker's arguments (with their defaults) and a few derived
-    strings in braces, e.g. "{x_eq}"; other braces are left as they are. ``answer`` says what the learner hands
-    in: "function" (anything else is refused as not_a_function) or "value" (a number, a dict, ...: the check
-    itself judges its type).
-    """
-    if answer not in ("function", "value"):
-        raise ValueError(f"answer must be 'function' or 'value', got {answer!r}.")
-
-    def decorate(check):
-        signature = inspect.signature(check)
-
-        @functools.wraps(check)
-        def wrapper(given, *args, strict: bool = False, **kwargs) -> ExerciseResult:
-            bound = signature.bind(given, *args, **kwargs)
-            bound.apply_defaults()
-            names = {k: v for k, v in bound.arguments.items() if k != next(iter(signature.parameters))}
-            names.update(_derived(names))
-            heading, hint = _fill(title, names), _fill(placeholder_hint, names)
-            try:
-                if given is None or given is Ellipsis:
-                    raise _Verdict(MISSING, "there is no answer yet.", hint, "missing")
-                if answer == "function" and not callable(given):
-                    raise _wrong("not_a_function", f"expected a function, got {type(given).__name__} "
-                                                   f"({_short(given)}).", hint)
-                message = check(given, *args, **kwargs)
-                result = ExerciseResult(heading, CORRECT, message, "", "correct")
-            except _Verdict as v:
-                result = ExerciseResult(heading, v.status, v.message, v.hint, v.diagnosis)
-            if strict and not result.passed:
-                raise ExerciseError(str(result))
-            return result
-
-        return wrapper
-
-    return decorate
-
-
-def _fill(text: str, names: dict) -> str:
-    """Replace "{name}" by its value for the known names only (other braces are left alone)."""
-    for key, value in names.items():
-        text = text.replace("{" + key + "}", str(value))
-    return text
 
 
 def _num(v: float) -> str:
@@ -168,30 +56,6 @@ def _derived(names: dict) -> dict:
     return out
 
 
-def _short(v, n: int = 60) -> str:
-    text = repr(v)
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _call(fn, *args):
-    """Call the learner's function; a placeholder becomes MISSING, an exception a diagnosis."""
-    try:
-        out = fn(*args)
-    except NotImplementedError:
-        raise _Verdict(MISSING, "the function still raises NotImplementedError.",
-                       "replace the placeholder with your answer and run the cell again.", "missing") from None
-    except Exception as err:  # the learner's bug: report it, do not crash the notebook
-        hint = "read the error message; test your function on a few values first."
-        if "ambiguous" in str(err):
-            hint = ("your function receives a whole tensor of x values at once, so `if x > ...` cannot work; "
-                    "use torch.where(condition, value_if_true, value_if_false).")
-        raise _wrong("raised", f"calling your function raised {type(err).__name__}: {err}", hint) from None
-    if out is None or out is Ellipsis:
-        raise _Verdict(MISSING, "your function returns nothing yet.",
-                       "replace the `...` (or add a `return`) and run the cell again.", "missing")
-    return out
-
-
 def _values(fn, x: torch.Tensor) -> np.ndarray:
     """fn evaluated at a batch of points, as a float64 array of shape (N,).
 
@@ -199,13 +63,13 @@ def _values(fn, x: torch.Tensor) -> np.ndarray:
     take), and if that raises too, the first error is reported.
     """
     try:
-        out = _call(fn, x.clone())
-    except _Verdict as first:
+        out = call(fn, x.clone())
+    except Verdict as first:
         if first.diagnosis != "raised":
             raise
         try:
-            out = _call(fn, x.clone().reshape(-1, 1))
-        except _Verdict:
+            out = call(fn, x.clone().reshape(-1, 1))
+        except Verdict:
             raise first from None
     return _to_array(out, x.numel())
 
@@ -214,13 +78,13 @@ def _to_array(out, n: int) -> np.ndarray:
     try:
         v = out.detach().cpu().double().numpy() if isinstance(out, torch.Tensor) else np.asarray(out, dtype=float)
     except (TypeError, ValueError, RuntimeError):
-        raise _wrong("not_numeric", f"your function returned {type(out).__name__} ({_short(out)}), not numbers.",
+        raise wrong("not_numeric", f"your function returned {type(out).__name__} ({short(out)}), not numbers.",
                      "return a tensor with one value per input.") from None
     if v.size == 1 and n > 1:
-        raise _wrong("scalar", f"your function returned one number ({float(v.reshape(-1)[0]):.4g}) where {n} "
+        raise wrong("scalar", f"your function returned one number ({float(v.reshape(-1)[0]):.4g}) where {n} "
                                f"were expected.", "return one value per input, e.g. with torch.where.")
     if v.size != n:
-        raise _wrong("shape", f"your function returned {v.size} values (shape {v.shape}) where {n} were expected.",
+        raise wrong("shape", f"your function returned {v.size} values (shape {v.shape}) where {n} were expected.",
                      "return one value per input, in a tensor of shape (n,).")
     return v.reshape(-1)
 
@@ -229,7 +93,7 @@ def _require_finite(v: np.ndarray, x: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(v)
     if bad.any():
         i = int(np.argmax(bad))
-        raise _wrong("not_finite", f"{what} is {v[i]} at x = {x[i]:.4g} ({int(bad.sum())} of {len(v)} points are "
+        raise wrong("not_finite", f"{what} is {v[i]} at x = {x[i]:.4g} ({int(bad.sum())} of {len(v)} points are "
                                    f"NaN or infinite).",
                      "look for a log of 0 or of a negative number, or a division by 0.")
 
@@ -238,7 +102,7 @@ def _reject_log_density(v: np.ndarray, truth: np.ndarray) -> None:
     """A log-density returned where a density was asked for (e.g. a FlowModel's log_prob)."""
     with np.errstate(over="ignore"):
         if np.all(np.isfinite(v) | (v == -np.inf)) and _close(np.exp(v), truth):
-            raise _wrong("returned_log_density", "you returned log q(x); the exercise asks for the density q(x).",
+            raise wrong("returned_log_density", "you returned log q(x); the exercise asks for the density q(x).",
                          "exponentiate it: torch.exp(model.log_prob(x)).")
 
 
@@ -251,8 +115,8 @@ def _close(v: np.ndarray, target: np.ndarray, rtol: float = 1e-4, atol: float = 
 
 
 # ---- exercise 1: x = a z + b, z ~ Uniform(0, 1) ----------------------------------------------------------------
-@_checker("Exercise 1 — density of {x_eq} with z ~ Uniform(0, 1)",
-          "define q(x) = p(z)·|dz/dx| with z = f(x) = {z_of_x} and p the Uniform(0, 1) density.")
+@checker("Exercise 1 — density of {x_eq} with z ~ Uniform(0, 1)",
+          "define q(x) = p(z)·|dz/dx| with z = f(x) = {z_of_x} and p the Uniform(0, 1) density.", derive=_derived)
 def check_affine_uniform_density(q, a: float = 3.0, b: float = 1.0) -> str:
     """``q(x)``: the density of x = a z + b with z ~ Uniform(0, 1), for a tensor of x values."""
     if a == 0:
@@ -277,53 +141,53 @@ def check_affine_uniform_density(q, a: float = 3.0, b: float = 1.0) -> str:
                 f"spread over an interval {_num(abs(a))} long.")
     if (v < -1e-12).any():
         if a < 0 and _close(v[away], -truth[away]):
-            raise _wrong("missing_absolute_value",
+            raise wrong("missing_absolute_value",
                          f"your q(x) is {_num(1 / a)} on [{_num(lo)}, {_num(hi)}]: negative. dz/dx = 1/({_num(a)}) is "
                          f"negative because the map is decreasing, and the formula takes its absolute value.",
                          "q(x) = p(z)·|dz/dx|: a density is never negative.")
         i = int(np.argmax(v < -1e-12))
-        raise _wrong("negative", f"q({xs[i]:.3g}) = {v[i]:.3g} is negative; a density is never negative.",
+        raise wrong("negative", f"q({xs[i]:.3g}) = {v[i]:.3g} is negative; a density is never negative.",
                      "|dz/dx| carries an absolute value.")
     inside = away & (v > 1e-9)
     if not inside.any():
-        raise _wrong("zero", f"your q(x) is 0 everywhere on [{xs[0]:.3g}, {xs[-1]:.3g}]: it holds no probability.",
+        raise wrong("zero", f"your q(x) is 0 everywhere on [{xs[0]:.3g}, {xs[-1]:.3g}]: it holds no probability.",
                      f"{eq} sends [0, 1] to [{_num(lo)}, {_num(hi)}]; q must be positive there.")
     s_lo, s_hi = float(xs[inside].min()), float(xs[inside].max())
     h = float(np.median(v[inside]))
     near = lambda u, w: abs(u - w) < 2 * tol  # noqa: E731
     right_support = near(s_lo, lo) and near(s_hi, hi)
     if right_support and abs(h - abs(a)) < 1e-3 and abs(a) != 1:
-        raise _wrong("multiplied_by_jacobian",
+        raise wrong("multiplied_by_jacobian",
                      f"your q(x) is {_num(abs(a))} on [{_num(lo)}, {_num(hi)}], so it integrates to {mass:.2f}, not 1: "
                      f"you multiplied p(z) by |dx/dz| = {_num(abs(a))} instead of dividing by it.",
                      f"mass is conserved, p(z) dz = q(x) dx, so q(x) = p(z)·|dz/dx| = p(z)/{_num(abs(a))}: "
                      f"stretching an interval by {_num(abs(a))} lowers the density by as much.")
     if right_support and abs(h - 1) < 1e-3 and abs(a) != 1:
-        raise _wrong("missing_jacobian",
+        raise wrong("missing_jacobian",
                      f"your q(x) is 1 on [{_num(lo)}, {_num(hi)}], so it integrates to {mass:.2f}, not 1: the factor "
                      f"|dz/dx| is missing (you returned p(f(x)) alone).",
                      f"q(x) = p(f(x))·|df/dx|, and |df/dx| = 1/{_num(abs(a))}.")
     if near(s_lo, 0) and near(s_hi, 1) and not right_support:
-        raise _wrong("base_density",
+        raise wrong("base_density",
                      f"your q(x) is non-zero on [0, 1] (height {h:.3g}): that is where z lives, not x. You evaluated "
                      f"the uniform at x instead of at z = f(x).",
                      f"{eq} sends z in [0, 1] to x in [{_num(lo)}, {_num(hi)}]: q must be non-zero exactly there.")
     if near(s_lo, g_lo) and near(s_hi, g_hi) and not right_support:
-        raise _wrong("used_g_not_f",
+        raise wrong("used_g_not_f",
                      f"your q(x) is non-zero on [{g_lo:.3g}, {g_hi:.3g}]: you evaluated p at g(x) = {_num(a)}x + "
                      f"{_num(b)} (the generative map) instead of at its inverse z = f(x).",
                      "the density looks up the latent that produced x: z = f(x) = g⁻¹(x).")
     if not right_support:
-        raise _wrong("wrong_support",
+        raise wrong("wrong_support",
                      f"your q(x) is non-zero on [{s_lo:.2f}, {s_hi:.2f}], but {eq} with z in [0, 1] lies in "
                      f"[{_num(lo)}, {_num(hi)}].",
                      f"the support of q is the image g([0, 1]) = [{_num(lo)}, {_num(hi)}].")
     if np.ptp(v[away & (xs > lo) & (xs < hi)]) > 1e-3:
-        raise _wrong("not_constant",
+        raise wrong("not_constant",
                      f"your q(x) is non-zero on [{_num(lo)}, {_num(hi)}] but not constant there; an affine map of a "
                      f"uniform is uniform.",
                      "|dz/dx| of an affine map is the same number everywhere.")
-    raise _wrong("wrong_height",
+    raise wrong("wrong_height",
                  f"your q(x) is {h:.4g} on [{_num(lo)}, {_num(hi)}], so it integrates to {mass:.3g}, not 1.",
                  f"the height must be p(z)·|dz/dx| = 1 · 1/{_num(abs(a))}.")
 
@@ -336,8 +200,8 @@ def _log_normal_pdf(v: np.ndarray) -> np.ndarray:
     return -0.5 * v**2 - 0.5 * _LOG_2PI
 
 
-@_checker("Exercise 2 — log q(x) of x = exp(z) with z ~ N(0, 1) (the log-normal)",
-          "define log_q(x) = log p(f(x)) + log|df/dx| with f(x) = log x and p the standard normal.")
+@checker("Exercise 2 — log q(x) of x = exp(z) with z ~ N(0, 1) (the log-normal)",
+          "define log_q(x) = log p(f(x)) + log|df/dx| with f(x) = log x and p the standard normal.", derive=_derived)
 def check_lognormal_log_prob(log_q) -> str:
     """``log_q(x)``: log q(x) of x = exp(z), z ~ N(0, 1), for a tensor of x > 0 (or a model's ``log_prob``)."""
     if hasattr(log_q, "log_prob") and not isinstance(log_q, torch.Tensor):
@@ -368,25 +232,25 @@ def check_lognormal_log_prob(log_q) -> str:
          "you evaluated the normal density at x instead of at z = f(x) = log x.",
          "log q(x) = log p(log x) − log x."),
     ]
-    for diagnosis, wrong, message, hint in candidates:
-        if np.all(np.isfinite(wrong)) and _close(v, wrong):
-            raise _wrong(diagnosis, message, hint)
+    for diagnosis, planted, message, hint in candidates:
+        if np.all(np.isfinite(planted)) and _close(v, planted):
+            raise wrong(diagnosis, message, hint)
     offset = v - truth
     if np.ptp(offset) < 1e-4:
         c = float(np.mean(offset))
         missing = " (that is ½ log 2π: the normal's normalising constant)" if abs(abs(c) - 0.5 * _LOG_2PI) < 1e-3 \
             else ""
-        raise _wrong("constant_offset", f"your log q(x) is off by the constant {c:+.4f}{missing}; the shape is right.",
+        raise wrong("constant_offset", f"your log q(x) is off by the constant {c:+.4f}{missing}; the shape is right.",
                      "log N(z; 0, 1) = −z²/2 − ½ log 2π.")
     i = int(np.argmax(np.abs(v - truth)))
-    raise _wrong("wrong", f"at x = {xs[i]:.3g} your log q(x) is {v[i]:.4g} but it should be {truth[i]:.4g}.",
+    raise wrong("wrong", f"at x = {xs[i]:.3g} your log q(x) is {v[i]:.4g} but it should be {truth[i]:.4g}.",
                  "log q(x) = log p(z) + log|dz/dx| with z = log x.")
 
 
 # ---- exercise 3: inverse-CDF sampling of Exponential(rate) -------------------------------------------------------
-@_checker("Exercise 3 — inverse-CDF sampler for Exponential(rate)",
+@checker("Exercise 3 — inverse-CDF sampler for Exponential(rate)",
           "define sample(n, rate): draw u ~ Uniform(0, 1) with torch.rand(n) and return F⁻¹(u) for "
-          "F(x) = 1 − exp(−rate·x).")
+          "F(x) = 1 − exp(−rate·x).", derive=_derived)
 def check_exponential_sampler(sample, rate: float = 2.0, n: int = 20000) -> str:
     """``sample(n, rate)`` -> n samples of Exponential(rate) (density rate·exp(−rate·x) on x ≥ 0, mean 1/rate)."""
     with torch.random.fork_rng(devices=[]):
@@ -394,33 +258,33 @@ def check_exponential_sampler(sample, rate: float = 2.0, n: int = 20000) -> str:
         try:
             torch.manual_seed(0)
             np.random.seed(0)
-            first = _to_array(_call(sample, n, rate), n)
+            first = _to_array(call(sample, n, rate), n)
             torch.manual_seed(1)
             np.random.seed(1)
-            second = _to_array(_call(sample, n, rate), n)
+            second = _to_array(call(sample, n, rate), n)
         finally:
             np.random.set_state(state)
     x = first
     if np.isnan(x).any():
-        raise _wrong("nan", f"{int(np.isnan(x).sum())} of your {n} samples are NaN: the log of a negative number. "
+        raise wrong("nan", f"{int(np.isnan(x).sum())} of your {n} samples are NaN: the log of a negative number. "
                             f"Your u is not in (0, 1).",
                      "inverse-CDF sampling needs uniform u: torch.rand (uniform on [0, 1)), not torch.randn (normal).")
     if np.isinf(x).any():
-        raise _wrong("inf", f"{int(np.isinf(x).sum())} of your samples are infinite: −log(0).",
+        raise wrong("inf", f"{int(np.isinf(x).sum())} of your samples are infinite: −log(0).",
                      "u from torch.rand can be exactly 0; use 1 − u, which lies in (0, 1].")
     neg = float((x < 0).mean())
     if neg > 0.99:
-        raise _wrong("negative_samples", f"all your samples are negative (mean {x.mean():.3g}), but an exponential "
+        raise wrong("negative_samples", f"all your samples are negative (mean {x.mean():.3g}), but an exponential "
                                          f"variable is ≥ 0: log(u) < 0 for u in (0, 1).",
                      "solve u = F(x) = 1 − exp(−rate·x): x = −log(1 − u)/rate (or −log(u)/rate, since 1 − u is "
                      "uniform too). Mind the minus sign.")
     if neg > 0:
-        raise _wrong("non_uniform_input",
+        raise wrong("non_uniform_input",
                      f"{100 * neg:.0f}% of your samples are negative; an exponential variable is never negative. "
                      f"−log(u) is negative only when u > 1, so your u is not uniform on (0, 1).",
                      "draw u with torch.rand(n) (uniform), not torch.randn(n) (normal).")
     if np.array_equal(first, second):
-        raise _wrong("not_random", "your sampler returns the same numbers every time it is called (even after "
+        raise wrong("not_random", "your sampler returns the same numbers every time it is called (even after "
                                    "reseeding), so it is not drawing fresh random numbers.",
                      "draw u = torch.rand(n) inside the function, without creating a seeded generator there.")
     mean, target = float(x.mean()), 1.0 / rate
@@ -429,15 +293,15 @@ def check_exponential_sampler(sample, rate: float = 2.0, n: int = 20000) -> str:
         return (f"your {n} samples have mean {mean:.4f} (1/rate = {target:.4f}) and follow Exponential({rate:g}) "
                 f"(Kolmogorov–Smirnov distance {ks:.4f}).")
     if abs(mean - rate) < 6 * rate / math.sqrt(n) and abs(rate - target) > 1e-9:
-        raise _wrong("rate_confusion",
+        raise wrong("rate_confusion",
                      f"your samples have mean {mean:.3f} ≈ rate = {rate:g}, but Exponential(rate) has mean 1/rate = "
                      f"{target:g}: you multiplied by the rate instead of dividing.",
                      "x = −log(1 − u)/rate: a larger rate means events come sooner, so samples get smaller.")
     if abs(mean - 1.0) < 6 / math.sqrt(n) and abs(rate - 1) > 1e-9:
-        raise _wrong("missing_rate", f"your samples have mean {mean:.3f} ≈ 1: they follow Exponential(1), not "
+        raise wrong("missing_rate", f"your samples have mean {mean:.3f} ≈ 1: they follow Exponential(1), not "
                                      f"Exponential({rate:g}).",
                      "divide −log(1 − u) by the rate.")
-    raise _wrong("wrong_distribution",
+    raise wrong("wrong_distribution",
                  f"your samples are not Exponential({rate:g}): mean {mean:.3f} (should be {target:.3f}), standard "
                  f"deviation {x.std():.3f} (should be {target:.3f}), Kolmogorov–Smirnov distance {ks:.3f}.",
                  "apply the inverse CDF x = −log(1 − u)/rate to uniform u.")
@@ -456,8 +320,8 @@ def _normal_pdf(v: np.ndarray) -> np.ndarray:
     return np.exp(_log_normal_pdf(v))
 
 
-@_checker("Exercise 4 — density of {sq_eq} with z ~ N(0, 1) (a map that is not invertible)",
-          "define q(x) for x > 0 as a sum over the two preimages {roots} of p(z)·|dz/dx|.")
+@checker("Exercise 4 — density of {sq_eq} with z ~ N(0, 1) (a map that is not invertible)",
+          "define q(x) for x > 0 as a sum over the two preimages {roots} of p(z)·|dz/dx|.", derive=_derived)
 def check_square_density(q, c: float = 0.0) -> str:
     """``q(x)``: the density of x = (z − c)² with z ~ N(0, 1), for a tensor of x > 0."""
     x = torch.cat([torch.logspace(-6, -2, 200, dtype=torch.float64)[:-1],
@@ -504,8 +368,8 @@ def check_square_density(q, c: float = 0.0) -> str:
                               "evaluate p at both preimages c + √x and c − √x."))
     for diagnosis, wrong, message, hint in candidates:
         if _close(v, wrong):
-            raise _wrong(diagnosis, message, hint)
+            raise wrong(diagnosis, message, hint)
     i = int(np.argmax(np.abs(v - truth)))
-    raise _wrong("wrong", f"at x = {xs[i]:.3g} your q(x) is {v[i]:.4g} but it should be {truth[i]:.4g}; your q "
+    raise wrong("wrong", f"at x = {xs[i]:.3g} your q(x) is {v[i]:.4g} but it should be {truth[i]:.4g}; your q "
                           f"integrates to {mass:.3f} over (0, 30].",
                  f"q(x) = Σ over the preimages {roots} of p(z)·|dz/dx|.")

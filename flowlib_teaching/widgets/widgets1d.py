@@ -26,9 +26,9 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .core import Compose, Flow, FlowInputError, Inverse
-from .distributions import StandardNormal, StandardUniform
-from .elementwise import Affine, Exp, Sigmoid, SinhArcsinh
+from flowlib.core import Compose, Flow, FlowInputError, Inverse
+from flowlib.distributions import StandardNormal, StandardUniform
+from flowlib.bijections.elementwise import Affine, Exp, Sigmoid, SinhArcsinh
 
 __all__ = ["ChangeOfVariablesWidget", "MAPS", "canonical_map_name", "change_of_variables", "map_branches"]
 

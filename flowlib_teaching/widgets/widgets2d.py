@@ -1,4 +1,4 @@
-"""The 2D widgets of lessons 02 and 03. The maths is in flowlib (``flowlib.testing.jacobian``, ``flowlib.plot2d``);
+"""The 2D widgets of lessons 02 and 03. The maths is in flowlib (``flowlib.testing.jacobian``, ``flowlib_teaching.plot2d``);
 a widget wires controls to it and draws, so a test can set ``controls[name].value`` and read ``state``.
 
     matrix_deformation()     a 2x2 matrix A deforms the unit square; det A is the signed area of the image
@@ -24,10 +24,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from . import plot2d
-from .testing import jacobian
+from flowlib_teaching import plot2d
+from flowlib.testing import jacobian
+from flowlib_teaching.maps2d import MAPS_2D
 
-__all__ = ["matrix_deformation", "local_linearization", "layer_stepper", "MAPS_2D", "sine_shear", "swirl",
+__all__ = ["matrix_deformation", "local_linearization", "layer_stepper",
            "SINGULAR_TOL"]
 
 SINGULAR_TOL = 1e-6  # |det A| below this counts as singular
@@ -210,23 +211,6 @@ def matrix_deformation(a: float = 1.5, b: float = 0.5, c: float = 0.25, d: float
 
 
 # ---- 2. a non-linear map is locally linear ----------------------------------------------------------------------------
-def sine_shear(x: Tensor, strength: float) -> Tensor:
-    """y = (x1 + s sin x2, x2 + s sin x1). det J = 1 - s^2 cos x1 cos x2 > 0 for |s| < 1: invertible."""
-    return torch.stack([x[:, 0] + strength * torch.sin(x[:, 1]), x[:, 1] + strength * torch.sin(x[:, 0])], 1)
-
-
-def swirl(x: Tensor, strength: float) -> Tensor:
-    """Rotate each point by the angle 2 s exp(-|x|^2 / 4) about the origin. Radii are kept and det J = 1: shapes
-    are twisted but every area is preserved (a volume-preserving map)."""
-    r2 = (x * x).sum(1)
-    theta = 2 * strength * torch.exp(-r2 / 4)
-    c, s = torch.cos(theta), torch.sin(theta)
-    return torch.stack([c * x[:, 0] - s * x[:, 1], s * x[:, 0] + c * x[:, 1]], 1)
-
-
-MAPS_2D: dict[str, Callable[[Tensor, float], Tensor]] = {"sine shear": sine_shear, "swirl": swirl}
-
-
 class LocalLinearWidget(_Widget2D):
     """A non-linear map g deforms a grid. Around a picked point p, g(u) ≈ g(p) + J(p)(u - p): a small square of
     side r is sent to (almost) the parallelogram J(p) sends it to, and its area is multiplied by |det J(p)|.

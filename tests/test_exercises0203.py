@@ -1,4 +1,4 @@
-"""Exercise checkers of lessons 02/03 (in the flowlib.exercises framework): placeholders are 'not answered yet',
+"""Exercise checkers of lessons 02/03 (in the flowlib_teaching.exercises.lesson01 framework): placeholders are 'not answered yet',
 right answers pass, typical wrong answers are told what is wrong (message and diagnosis), and strict mode raises
 ExerciseError."""
 from __future__ import annotations
@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from flowlib import exercises2d as ex
+from flowlib_teaching.exercises import lesson02 as ex
+from flowlib_teaching.exercises import lesson03 as ex3
 
 
 def _todo(*args):
@@ -16,9 +17,9 @@ def _todo(*args):
 
 
 @pytest.mark.parametrize("checker,placeholder", [
-    (ex.check_area, ...), (ex.check_kl_gap, None), (ex.check_triangular_logdet, _todo),
-    (ex.check_sine_shear_jacobian, _todo), (ex.check_composition_log_prob, _todo),
-    (ex.check_pass_counts, {"maf_density": ..., "maf_sampling": ..., "iaf_density": ..., "iaf_sampling": ...}),
+    (ex.check_area, ...), (ex3.check_kl_gap, None), (ex.check_triangular_logdet, _todo),
+    (ex.check_sine_shear_jacobian, _todo), (ex3.check_composition_log_prob, _todo),
+    (ex3.check_pass_counts, {"maf_density": ..., "maf_sampling": ..., "iaf_density": ..., "iaf_sampling": ...}),
 ])
 def test_placeholder_is_not_answered_yet(checker, placeholder):
     fb = checker(placeholder)
@@ -30,14 +31,14 @@ def test_placeholder_is_not_answered_yet(checker, placeholder):
 
 def test_a_function_that_returns_nothing_is_not_answered_yet():
     assert ex.check_triangular_logdet(lambda J: None).status == "not answered"
-    assert ex.check_composition_log_prob(lambda flows, base, x: ...).status == "not answered"
+    assert ex3.check_composition_log_prob(lambda flows, base, x: ...).status == "not answered"
 
 
 def test_results_are_exercise_results():
     fb = ex.check_area(2.5)
     assert isinstance(fb, ex.ExerciseResult) and fb.passed and fb.status == "correct"
     assert str(fb).startswith("✓") and "Exercise 02.1" in str(fb) and "|det A|" in fb._repr_html_()
-    assert "D = 10" in ex.check_pass_counts(...).exercise
+    assert "D = 10" in ex3.check_pass_counts(...).exercise
 
 
 def test_area():
@@ -92,36 +93,36 @@ def test_composition_log_prob():
             x, _ = f(x)
         return base.log_prob(x)
 
-    assert ex.check_composition_log_prob(good, strict=True).passed
-    assert "wrong sign" in ex.check_composition_log_prob(minus).message
-    assert ex.check_composition_log_prob(minus).diagnosis == "logdet_sign"
-    assert "left out the log-determinants" in ex.check_composition_log_prob(no_logdet).message
+    assert ex3.check_composition_log_prob(good, strict=True).passed
+    assert "wrong sign" in ex3.check_composition_log_prob(minus).message
+    assert ex3.check_composition_log_prob(minus).diagnosis == "logdet_sign"
+    assert "left out the log-determinants" in ex3.check_composition_log_prob(no_logdet).message
     with pytest.raises(ex.ExerciseError, match="wrong sign"):
-        ex.check_composition_log_prob(minus, strict=True)
+        ex3.check_composition_log_prob(minus, strict=True)
 
 
 def test_kl_gap():
-    assert ex.check_kl_gap(0.22, strict=True).passed
-    assert "never negative" in ex.check_kl_gap(-0.22).message
-    assert "cross-entropy" in ex.check_kl_gap(2.61).message
+    assert ex3.check_kl_gap(0.22, strict=True).passed
+    assert "never negative" in ex3.check_kl_gap(-0.22).message
+    assert "cross-entropy" in ex3.check_kl_gap(2.61).message
 
 
 def test_pass_counts():
     right = {"maf_density": 1, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
-    assert ex.check_pass_counts(right, strict=True).passed
-    fb = ex.check_pass_counts({**right, "maf_sampling": 1})
+    assert ex3.check_pass_counts(right, strict=True).passed
+    fb = ex3.check_pass_counts({**right, "maf_sampling": 1})
     assert not fb.passed and "maf_sampling" in fb.message and "one pass per coordinate" in fb.hint
     assert fb.diagnosis == "wrong_maf_sampling" and "one pass per coordinate" in str(fb)
-    assert "keys" in ex.check_pass_counts({"maf": 1}).message
-    assert ex.check_pass_counts({**right, "iaf_density": ...}).status == "not answered"
+    assert "keys" in ex3.check_pass_counts({"maf": 1}).message
+    assert ex3.check_pass_counts({**right, "iaf_density": ...}).status == "not answered"
 
 
 def test_pass_counts_accept_d_minus_one():
     """D − 1 for a sequential direction is right too (the first coordinate's pass can be skipped); flowlib runs D."""
-    fb = ex.check_pass_counts({"maf_density": 1, "maf_sampling": 9, "iaf_density": 9, "iaf_sampling": 1}, strict=True)
+    fb = ex3.check_pass_counts({"maf_density": 1, "maf_sampling": 9, "iaf_density": 9, "iaf_sampling": 1}, strict=True)
     assert fb.passed and "skipped" in fb.message
-    assert ex.check_pass_counts({"maf_density": 1, "maf_sampling": 10, "iaf_density": 9, "iaf_sampling": 1}).passed
-    assert ex.check_pass_counts({"maf_density": 1, "maf_sampling": 8, "iaf_density": 10, "iaf_sampling": 1}
+    assert ex3.check_pass_counts({"maf_density": 1, "maf_sampling": 10, "iaf_density": 9, "iaf_sampling": 1}).passed
+    assert ex3.check_pass_counts({"maf_density": 1, "maf_sampling": 8, "iaf_density": 10, "iaf_sampling": 1}
                                 ).diagnosis == "wrong_maf_sampling"
-    assert ex.check_pass_counts({"maf_density": 0, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
+    assert ex3.check_pass_counts({"maf_density": 0, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
                                 ).diagnosis == "wrong_maf_density"
