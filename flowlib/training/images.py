@@ -1,7 +1,7 @@
 """Train an image flow on Fashion-MNIST with checkpoints, resume, and a manifest entry at the end.
 
-    python -m flowlib.training.images realnvp-fmnist            # trains (or resumes) in runs/realnvp-fmnist/
-    python -m flowlib.training.images realnvp-fmnist --release # + writes data/checkpoints/ and the manifest
+    python -m flowlib.training realnvp-fmnist            # trains (or resumes) in runs/realnvp-fmnist/
+    python -m flowlib.training realnvp-fmnist --release # + writes data/checkpoints/ and the manifest
 
 A checkpoint (model, optimizer, scheduler, step, history, RNG state) is written atomically every few minutes, at
 every epoch's end, and when the run is interrupted (Ctrl-C or SIGTERM); starting the same command again resumes
@@ -182,7 +182,7 @@ def run(name: str, workdir: pathlib.Path, release: bool = False, threads: int | 
         checkpoints.save(release_path, dict(config=config, model={k: v.cpu() for k, v in model.state_dict().items()},
                                             step=total_steps, test_bpd=test_bpd))
         entry = dict(file=release_path.name, sha256=checkpoints.sha256(release_path),
-                     command="python -m flowlib.training.images " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                     command="python -m flowlib.training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                      config=config, test_bpd=round(test_bpd, 4), test_images=int(test.shape[0]),
                      train_seconds=round(history.seconds, 1), steps=total_steps,
                      parameters=sum(p.numel() for p in model.parameters()),
@@ -196,7 +196,7 @@ def run(name: str, workdir: pathlib.Path, release: bool = False, threads: int | 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m flowlib.training.images", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m flowlib.training", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(CONFIGS))
     p.add_argument("--workdir", type=pathlib.Path, help="where checkpoints go (default: runs/NAME)")

@@ -366,8 +366,8 @@ def check_square_density(q, c: float = 0.0) -> str:
                               f"that is the density of z² (c = 0); here x = (z − {_num(c)})², whose preimages "
                               f"{roots} have different densities p.",
                               "evaluate p at both preimages c + √x and c − √x."))
-    for diagnosis, wrong, message, hint in candidates:
-        if _close(v, wrong):
+    for diagnosis, planted, message, hint in candidates:
+        if _close(v, planted):
             raise wrong(diagnosis, message, hint)
     i = int(np.argmax(np.abs(v - truth)))
     raise wrong("wrong", f"at x = {xs[i]:.3g} your q(x) is {v[i]:.4g} but it should be {truth[i]:.4g}; your q "
