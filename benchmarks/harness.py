@@ -29,7 +29,7 @@ def command() -> str:
 
 def set_threads(n: int | None = None) -> int:
     """Pin PyTorch's intra-op threads (default: FLOWS_BENCH_THREADS or 1) so that a busy second core does not turn
-    OpenMP's two threads into a 10x slowdown (PITFALLS.md, 'Measuring on a 2-core machine')."""
+    OpenMP's two threads into a 10x slowdown."""
     import torch
 
     n = n or int(os.environ.get("FLOWS_BENCH_THREADS", "1"))

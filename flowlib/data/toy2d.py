@@ -16,8 +16,6 @@ checkerboard   8 of the 16 unit squares of [-2, 2]^2 (those with floor(x)+floor(
                even), uniform, x2: density 1/32 on 8 squares of side 2                    (1/32 or 0)
 8gaussians     8 centres on a circle of radius 4, sigma 0.5, all divided by 1.414         closed form
 mixture        a user-defined Gaussian mixture ``GaussianMixture(means, stds, weights)``  closed form
-pinwheel       5 curved arms (Gaussians bent by an angle that grows with the radius)       not available
-spirals        two interleaved spirals with uniform and Gaussian noise                    not available
 =============  =========================================================================  =================
 
 A blurred circle has a closed form: averaging N(x; R(cos t, sin t), s^2 I) over t ~ Uniform(0, 2 pi) gives
@@ -49,8 +47,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "DATASETS", "Toy2D", "GaussianMixture", "EightGaussians", "Checkerboard", "Moons", "Rings", "Pinwheel",
-    "Spirals", "Floor", "get", "sample", "log_prob", "entropy", "names",
+    "DATASETS", "Toy2D", "GaussianMixture", "EightGaussians", "Checkerboard", "Moons", "Rings", "Floor", "get", "sample", "log_prob", "entropy", "names",
 ]
 
 
@@ -311,48 +308,12 @@ class Rings(Toy2D):
         return _log_gauss_on_curve(x.double(), pts, log_w, self.noise)
 
 
-class Pinwheel(Toy2D):
-    """FFJORD's pinwheel: 5 arms; radial noise 0.3, tangential 0.1, bent by an angle 0.25 exp(radius), x2.
-    Samples only (no exact log-density)."""
-
-    name = "pinwheel"
-    has_log_prob = False
-    bounds = ((-4.0, 4.0), (-4.0, 4.0))
-
-    def _sample(self, n: int, g: torch.Generator) -> Tensor:
-        arm = torch.randint(0, 5, (n,), generator=g).double()
-        f = torch.randn(n, 2, generator=g, dtype=torch.float64) * torch.tensor([0.3, 0.1], dtype=torch.float64)
-        f[:, 0] += 1.0
-        angle = arm * 2 * math.pi / 5 + 0.25 * torch.exp(f[:, 0])
-        c, s = torch.cos(angle), torch.sin(angle)
-        # row vector f times the rotation [[c, -s], [s, c]]
-        return 2 * torch.stack([f[:, 0] * c + f[:, 1] * s, -f[:, 0] * s + f[:, 1] * c], 1)
-
-
-class Spirals(Toy2D):
-    """FFJORD's two spirals: radius = angle = sqrt(u) 3 pi, uniform jitter 0.5, mirrored, /3, plus N(0, 0.1^2).
-    Samples only (no exact log-density)."""
-
-    name = "spirals"
-    has_log_prob = False
-    bounds = ((-4.0, 4.0), (-4.0, 4.0))
-
-    def _sample(self, n: int, g: torch.Generator) -> Tensor:
-        a = torch.sqrt(torch.rand(n, generator=g, dtype=torch.float64)) * 3 * math.pi
-        jitter = 0.5 * torch.rand(n, 2, generator=g, dtype=torch.float64)
-        d = torch.stack([-torch.cos(a) * a, torch.sin(a) * a], 1) + jitter
-        sign = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).double()[:, None]
-        return sign * d / 3 + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
-
-
 DATASETS: dict[str, Callable[[], Toy2D]] = {
     "moons": Moons,
     "circles": lambda: Rings((3.0, 1.5), 0.24, name="circles"),
     "rings": lambda: Rings((3.0, 2.25, 1.5, 0.75), 0.08, name="rings"),
     "checkerboard": Checkerboard,
     "8gaussians": EightGaussians,
-    "pinwheel": Pinwheel,
-    "spirals": Spirals,
 }
 
 

@@ -113,7 +113,7 @@ def run(name: str, workdir: pathlib.Path, release: bool = False, threads: int | 
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     warmup = config["warmup"]
 
-    def lr_factor(step: int) -> float:  # linear warm-up (PITFALLS: some seeds NaN without it), then cosine decay
+    def lr_factor(step: int) -> float:  # linear warm-up (some seeds diverge to NaN without it), then cosine decay
         if step < warmup:
             return (step + 1) / warmup
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))

@@ -111,14 +111,9 @@ SLIDERS = {
 }
 
 
-_ALIASES = {"sinharcsinh": "sinh_arcsinh", "lognormal": "exp", "log_normal": "exp", "logistic": "sigmoid",
-            "quadratic": "square"}
-
-
 def canonical_map_name(map_name: str) -> str:
     """"sinh-arcsinh", "Sinh_Arcsinh" and "sinh arcsinh" all name the same map; unknown names are an error."""
     key = str(map_name).strip().lower().replace("-", "_").replace(" ", "_")
-    key = _ALIASES.get(key, key)
     if key not in MAPS:
         raise ValueError(f"unknown map {map_name!r}; choose one of {list(MAPS)}.")
     return key
