@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from flowlib.nets import activation_of
 from flowlib.core import Compose, Flow, Inverse
 
 
@@ -64,7 +65,6 @@ def made_degrees(dim: int, hidden: Sequence[int], order: Tensor) -> list[Tensor]
     return degrees
 
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 class MADE(nn.Module):
@@ -87,15 +87,14 @@ class MADE(nn.Module):
         order = torch.arange(dim) if order is None else torch.as_tensor(order, dtype=torch.long).reshape(-1)
         if not torch.equal(torch.sort(order).values, torch.arange(dim)):
             raise ValueError(f"order must be a permutation of 0..{dim - 1}, got {order.tolist()}.")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(_ACTIVATIONS)}, got {activation!r}.")
+        activation_of(activation)  # an unknown name is refused here, when the layer is built
         self.dim, self.n_params = dim, n_params
         self.register_buffer("order", order)
         degrees = made_degrees(dim, list(hidden), order)
         layers: list[nn.Module] = []
         for d_in, d_out in zip(degrees[:-1], degrees[1:]):
             mask = d_out[:, None] >= d_in[None, :]
-            layers += [MaskedLinear(len(d_in), len(d_out), mask), _ACTIVATIONS[activation]()]
+            layers += [MaskedLinear(len(d_in), len(d_out), mask), activation_of(activation)]
         # output unit (p, i) belongs to variable i and sees hidden units of strictly lower degree
         deg_out = degrees[0].repeat(n_params)  # (n_params * D,), laid out as [p0: x_0..x_D-1, p1: ...]
         self.out = MaskedLinear(len(degrees[-1]), n_params * dim, (deg_out[:, None] > degrees[-1][None, :]))
