@@ -132,7 +132,7 @@ z_lib, ld_lib = theirs(h)
 print("after initialisation: per-channel mean", z_lib.mean((0, 2, 3)).detach().numpy().round(4),
       "| std", z_lib.std((0, 2, 3), unbiased=False).detach().numpy().round(4))
 print(f"mine vs flowlib: max |z difference| = {float((z_mine - z_lib).abs().max()):.1e}, "
-      f"log-det {float(ld_mine[0]):.2f} vs {float(ld_lib[0]):.2f}")
+      f"log-det {float(ld_mine[0].detach()):.2f} vs {float(ld_lib[0].detach()):.2f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The same brute-force checks as for every flow of the course (the log-det against the autograd Jacobian in
@@ -167,6 +167,8 @@ print("constant channel: output finite:", bool(torch.isfinite(z_c).all()), "| lo
 
 # %%
 conv = InvConv1x1(3, (3, 2, 3), seed=0)
+with torch.no_grad():
+    conv.weight.add_(0.3 * torch.randn(3, 3))  # a general W (it starts as a rotation, whose log|det| is 0)
 x_img = torch.randn(1, 3, 2, 3, dtype=torch.float64)
 conv64 = copy.deepcopy(conv).double()
 J = testing.jacobian(lambda v: conv64(v)[0], x_img)[0]  # (18, 18), channel-major order (c, h, w)
@@ -179,7 +181,7 @@ ax.set_title("Jacobian, pixel-major order:\nH·W = 6 copies of W", fontsize=10)
 ax.set_xticks([]), ax.set_yticks([])
 plt.show()
 print(f"log|det J| by slogdet of the 18x18 Jacobian: {float(torch.linalg.slogdet(J)[1]):.10f}")
-print(f"H*W*log|det W| (what the layer returns):      {float(conv64(x_img)[1][0]):.10f}")
+print(f"H*W*log|det W| (what the layer returns):      {float(conv64(x_img)[1][0].detach()):.10f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **The cost, and the LU trick.** A general `slogdet` of a C×C matrix factorises it: O(C³) work at every training
@@ -409,17 +411,18 @@ print("made by:", budget["command"])
 # next to what `flowlib` does and the test that guards it.
 #
 # **(a) NaNs and blow-ups at the start of training.** Adam's first steps are large; without a learning-rate
-# warm-up a fresh Glow can be thrown far off. With `flowlib`'s bounded scales the loss explodes rather than turning
-# into NaN; if it ever is NaN, `fit` stops and names the step (`tests/test_train.py`). The cure is a warm-up: the
-# same learning rate, reached linearly over the first steps.
+# warm-up a fresh Glow can be thrown far off, and with an unbounded scale that ends in NaN. With `flowlib`'s bounded
+# scales it ends in a loss that goes *up* and stays there; if a loss is ever NaN, `fit` stops and names the step
+# (`tests/test_train.py`) — a NaN step is never skipped. The cure is a warm-up: the same learning rate, reached
+# linearly over the first steps. Below, a small one-level Glow on 14×14 images at a learning rate of 0.1:
 
 # %%
 small_train = train_images[:2048, :, ::2, ::2]  # 14x14 images keep this demonstration quick
 
 
-def train_small(warmup_steps, lr=3e-2, steps=fl.pick(60, 30), seed=0):
+def train_small(warmup_steps, lr=0.1, steps=fl.pick(60, 30), seed=0):
     fl.seed_everything(seed)
-    m = glow((1, 14, 14), levels=2, steps=2, hidden=32)
+    m = glow((1, 14, 14), levels=1, steps=2, hidden=32)
     opt = torch.optim.Adam(m.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
     g = torch.Generator().manual_seed(seed)
@@ -440,7 +443,7 @@ for warm in (1, 20):
     else:
         ax.plot(curve, label=f"warm-up over {warm} step(s)")
 ax.set_xlabel("step"), ax.set_ylabel("training bits/dim"), ax.legend(fontsize=8)
-ax.set_title("lr 3e-2 with and without warm-up")
+ax.set_title("learning rate 0.1, with and without warm-up")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -469,20 +472,27 @@ for cls in (PythonFlagActNorm, ActNorm):
           f"trained scales kept after reload: {same}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **(c) The 1×1 convolution's log-det in float32.** `slogdet` of a large matrix accumulates rounding error, and the
-# layer multiplies it by H·W. The error of a float32 computation against float64, for a trained-like W (a rotation
-# plus perturbation) and H·W = 14·14, in nats per image:
+# **(c) The 1×1 convolution's log-det in too low a precision.** The layer multiplies log|det W| by H·W, so any
+# error in the determinant is multiplied too. Measured against float64, for a trained-like W (a rotation plus a
+# perturbation) and H·W = 14·14, in nats per image: the determinant of W computed in float32, and of W rounded to
+# bfloat16 or float16 (what happens when mixed-precision training lets the weights or the determinant run in half
+# precision):
 
 # %%
 for c in ([16, 128, 512] if not FAST else [16, 128]):
     w = torch.linalg.qr(torch.randn(c, c, dtype=torch.float64))[0] + 0.05 * torch.randn(c, c, dtype=torch.float64)
     exact = 196 * float(torch.linalg.slogdet(w)[1])
-    f32 = 196 * float(torch.linalg.slogdet(w.float())[1])
-    print(f"C = {c:4d}: float32 log-det error {abs(f32 - exact):.2e} nats per image (log-det {exact:.1f})")
+    errors = {"float32": abs(196 * float(torch.linalg.slogdet(w.float())[1]) - exact),  # computed in float32
+              "bfloat16": abs(196 * float(torch.linalg.slogdet(w.bfloat16().double())[1]) - exact),  # W rounded
+              "float16": abs(196 * float(torch.linalg.slogdet(w.half().double())[1]) - exact)}
+    print(f"C = {c:4d}: log-det error per image — " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+          + f" nats (log-det {exact:.0f})")
 
 # %% [markdown]
-# `flowlib`'s `InvConv1x1` computes `slogdet` in float64 whatever the model's dtype (`log_abs_det_weight`), and the
-# LU form avoids the determinant altogether; `tests/test_glow.py` compares both with `slogdet` in float64.
+# float32 is good enough here (its error is far below a thousandth of a bit per dimension); half precision is not.
+# `flowlib`'s `InvConv1x1` computes `slogdet` in float64 whatever the model's dtype (`log_abs_det_weight`), the LU
+# form needs no determinant at all, and mixed-precision training keeps the log-dets out of half precision;
+# `tests/test_glow.py` compares both layers with `slogdet` in float64.
 #
 # **(d) ActNorm initialised differently on each GPU.** Under data parallelism each process sees its own share of the
 # batch; if each initialises ActNorm from its share, the replicas start with different parameters. Two "processes"
