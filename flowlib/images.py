@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .core import Compose, Flow
-from .elementwise import Affine, Logit
+from .bijections.elementwise import Affine, Logit
 
 
 def check_pixels(x: Tensor, levels: int = 256) -> None:
