@@ -131,7 +131,7 @@ z_mine, ld_mine = mine(h)
 z_lib, ld_lib = theirs(h)
 print("after initialisation: per-channel mean", z_lib.mean((0, 2, 3)).detach().numpy().round(4),
       "| std", z_lib.std((0, 2, 3), unbiased=False).detach().numpy().round(4))
-print(f"mine vs flowlib: max |z difference| = {float((z_mine - z_lib).abs().max()):.1e}, "
+print(f"mine vs flowlib: max |z difference| = {float((z_mine - z_lib).detach().abs().max()):.1e}, "
       f"log-det {float(ld_mine[0].detach()):.2f} vs {float(ld_lib[0].detach()):.2f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
