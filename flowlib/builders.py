@@ -8,6 +8,10 @@ Glow (Kingma & Dhariwal 2018) for images of shape (C, H, W), with L levels of K 
 For Fashion-MNIST (1, 28, 28) with L = 2: (4, 14, 14), 2 channels factored out -> (8, 7, 7), all kept as the last
 latent. ``mixing`` picks the channel mixing of Glow's ablation: "lu" (default), "conv" (plain 1x1 convolution),
 "reverse" or "shuffle" (fixed permutations); ``coupling`` picks "affine" (default) or "additive".
+
+``memory`` picks how a training step pays for depth (flowlib.memory, lesson 08): None (ordinary autograd, memory
+linear in K), "invertible" (each level is a MemorySavingCompose that recomputes activations by the inverse: memory
+flat in K) or "checkpoint" (gradient checkpointing). The state_dict is the same for all three.
 """
 from __future__ import annotations
 
@@ -47,8 +51,12 @@ def glow_step(shape: Sequence[int], hidden: int = 128, coupling: str = "affine",
 
 
 def glow_flow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 16, hidden: int = 128,
-              coupling: str = "affine", mixing: str = "lu", split_prior: bool = True) -> MultiScale:
+              coupling: str = "affine", mixing: str = "lu", split_prior: bool = True,
+              memory: str | None = None) -> MultiScale:
     """The multi-scale Glow flow alone, on logit-space images of ``shape``; forward returns one flat latent."""
+    from .memory import MemorySavingCompose, _check_strategy
+
+    _check_strategy(memory)
     if mixing not in MIXINGS:
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}.")
     if coupling not in COUPLINGS:
@@ -69,19 +77,19 @@ def glow_flow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 
             if split_prior:
                 flows.append(SplitPrior((c, h, w)))
             c = c // 2
-        stages.append(Compose(*flows))
+        stages.append(Compose(*flows) if memory is None else MemorySavingCompose(*flows, strategy=memory))
     return MultiScale(tuple(shape), stages)
 
 
 def glow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 16, hidden: int = 128,
          coupling: str = "affine", mixing: str = "lu", split_prior: bool = True, pixel_levels: int = 256,
-         alpha: float = 0.05) -> FlowModel:
+         alpha: float = 0.05, memory: str | None = None) -> FlowModel:
     """A Glow FlowModel for dequantized integer images of ``shape``: logit pre-processing + multi-scale Glow + N(0, I).
 
     The pre-processing is lesson 05's (scaling and logit as flows, alpha = 0.05), so bits/dim are computed by the one
     ``flowlib.images.bits_per_dim`` exactly as for the RealNVP and the two are comparable.
     """
     flow = Compose(logit_preprocessing(pixel_levels, alpha),
-                   glow_flow(shape, levels, steps, hidden, coupling, mixing, split_prior))
+                   glow_flow(shape, levels, steps, hidden, coupling, mixing, split_prior, memory))
     d = int(shape[0]) * int(shape[1]) * int(shape[2])
     return FlowModel(flow, StandardNormal(d))

@@ -219,3 +219,28 @@ case("GlowCoupling-additive", seeded(_nudged(lambda: GlowCoupling((3, 2, 2), hid
 case("SplitPrior", seeded(_nudged(lambda: SplitPrior((4, 2, 2)))), normal(4, 2, 2))
 case("Glow-small", seeded(_initialised_actnorm(_nudged(lambda: glow_flow((1, 4, 4), levels=2, steps=2, hidden=4),
                                                        0.1), normal(1, 4, 4, seed=7))), normal(1, 4, 4), n=3)
+
+# ---- memory-saving stacks (lesson 08): the same checks with the custom backward in the loop --------------------------
+from flowlib.memory import MemorySavingCompose  # noqa: E402
+
+
+def _memory_glow(strategy: str) -> Callable[[], Flow]:
+    def make() -> Flow:
+        flow = glow_flow((1, 4, 4), levels=2, steps=2, hidden=4, memory=strategy)
+        with torch.no_grad():
+            for p in flow.parameters():
+                p.add_(0.1 * torch.randn(p.shape))
+        return flow
+
+    return _initialised_actnorm(make, normal(1, 4, 4, seed=7))
+
+
+case("MemorySavingCompose-invertible", seeded(lambda: MemorySavingCompose(
+    _nudged(lambda: GlowCoupling((4, 2, 2), hidden=8))(), InvConv1x1LU(4, (4, 2, 2), seed=2),
+    ChannelPermutation.reverse(4, (4, 2, 2)), _nudged(lambda: GlowCoupling((4, 2, 2), hidden=8, kind="additive"))(),
+    strategy="invertible")), normal(4, 2, 2))
+case("MemorySavingCompose-checkpoint", seeded(lambda: MemorySavingCompose(
+    _nudged(lambda: GlowCoupling((4, 2, 2), hidden=8))(), InvConv1x1(4, (4, 2, 2), seed=2), strategy="checkpoint")),
+    normal(4, 2, 2))
+case("Glow-small-invertible-backprop", seeded(_memory_glow("invertible")), normal(1, 4, 4), n=3)
+case("Glow-small-checkpointed", seeded(_memory_glow("checkpoint")), normal(1, 4, 4), n=3)
