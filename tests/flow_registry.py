@@ -244,3 +244,21 @@ case("MemorySavingCompose-checkpoint", seeded(lambda: MemorySavingCompose(
     normal(4, 2, 2))
 case("Glow-small-invertible-backprop", seeded(_memory_glow("invertible")), normal(1, 4, 4), n=3)
 case("Glow-small-checkpointed", seeded(_memory_glow("checkpoint")), normal(1, 4, 4), n=3)
+
+# ---- beyond (lesson 08): continuous-time flows and transformer-conditioned autoregressive flows ---------------------
+from flowlib.continuous import ContinuousFlow, LinearVelocity, VelocityMLP  # noqa: E402
+from flowlib.transformer_flow import TransformerAutoregressive, transformer_flow  # noqa: E402
+
+# The log-det is the RK4 estimate of -int div v dt, the brute force differentiates the RK4 map itself: they agree to
+# the solver's error (about 1e-9 with these steps), far inside the tolerance; a wrong sign or a missing term is O(1).
+case("ContinuousFlow-mlp", seeded(lambda: ContinuousFlow(VelocityMLP(2, hidden=16, layers=2), steps=8)), normal(2),
+     atol=1e-6)
+case("ContinuousFlow-linear", seeded(lambda: ContinuousFlow(LinearVelocity([[0.3, -0.8], [0.5, -0.2]], [0.5, -1.0]),
+                                                            steps=12)), normal(2), atol=1e-6)
+case("TransformerAutoregressive", seeded(lambda: _perturbed(TransformerAutoregressive(3, width=8, heads=2), 0.3)),
+     normal(3), structure="lower", order=lambda f: f.order)
+case("TransformerAutoregressive-tokens-reverse",
+     seeded(lambda: _perturbed(TransformerAutoregressive(4, token_dim=2, width=8, heads=2, layers=2,
+                                                         order="reverse"), 0.3)),
+     normal(4), structure="lower", order=lambda f: f.order)
+case("TransformerFlow-2d-stack", seeded(lambda: _perturbed(transformer_flow(2, blocks=2, width=8), 0.3)), normal(2))
