@@ -38,14 +38,14 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
-from .core import Compose, Flow
+from flowlib.core import Compose, Flow
 
 STRATEGIES = ("invertible", "checkpoint", None)
 
 
-def _check_strategy(strategy) -> None:
+def check_strategy(strategy) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"memory strategy must be one of {STRATEGIES} (None = ordinary autograd), got {strategy!r}.")
 
@@ -59,7 +59,7 @@ def leaf_steps(flow: Flow) -> list[Flow]:
 
 def needs_initialisation(module: nn.Module) -> bool:
     """True if some sub-module still has a data-dependent initialisation to do (ActNorm before its first batch)."""
-    return any(getattr(m, "mixes_batch_until_initialised", False) and not bool(getattr(m, "initialised", True))
+    return any(isinstance(getattr(m, "initialised", None), torch.Tensor) and not bool(m.initialised)
                for m in module.modules())
 
 
@@ -112,7 +112,7 @@ def _coupling_recompute(step, y: Tensor):
 
 
 def _register_defaults() -> None:
-    from .bijections.glow import GlowCoupling
+    from flowlib.bijections.glow import GlowCoupling
 
     register_recompute(GlowCoupling, _coupling_recompute)
 
@@ -181,7 +181,7 @@ class MemorySavingCompose(Compose):
 
     def __init__(self, *flows: Flow, strategy: str | None = "invertible"):
         super().__init__(*flows)
-        _check_strategy(strategy)
+        check_strategy(strategy)
         self.strategy = strategy
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -196,9 +196,12 @@ class MemorySavingCompose(Compose):
         steps = leaf_steps(self)
         if self.strategy == "checkpoint":
             logdet = x.new_zeros(x.shape[0])
-            for f in steps:
-                x, ld = checkpoint(f, x, use_reentrant=False)
-                logdet = logdet + ld
+            # no early stop: the Flow contract checks the outputs after the computation, so the recomputation must
+            # run to the end of each step
+            with set_checkpoint_early_stop(False):
+                for f in steps:
+                    x, ld = checkpoint(f._forward, x, use_reentrant=False)  # inner call: no contract checks
+                    logdet = logdet + ld
             return x, logdet
         return _InvertibleStack.apply(x, steps, *params)
 
@@ -208,7 +211,7 @@ class MemorySavingCompose(Compose):
 
 def set_memory_strategy(module: nn.Module, strategy: str | None) -> int:
     """Set the strategy of every ``MemorySavingCompose`` inside ``module``; returns how many there were."""
-    _check_strategy(strategy)
+    check_strategy(strategy)
     found = [m for m in module.modules() if isinstance(m, MemorySavingCompose)]
     if not found:
         raise ValueError(f"{type(module).__name__} contains no MemorySavingCompose: build it with a memory option, "

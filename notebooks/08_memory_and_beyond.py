@@ -51,14 +51,15 @@ import numpy as np
 import torch
 
 import flowlib as fl
-from flowlib import testing, toy2d
+from flowlib import testing
+from flowlib.data import toy2d
 from flowlib.builders import glow, glow_flow
-from flowlib.continuous import ContinuousFlow, LinearVelocity, VelocityMLP, rk4, train_flow_matching
-from flowlib.course import ROOT
-from flowlib.exercises08 import check_backward_step, check_conditioner_passes, check_linear_logdet
+from flowlib.bijections.continuous import ContinuousFlow, LinearVelocity, VelocityMLP, rk4, train_flow_matching
+from coursetools import ROOT
+from flowlib_teaching.exercises.lesson08 import check_backward_step, check_conditioner_passes, check_linear_logdet
 from flowlib.memory import MemorySavingCompose, leaf_steps, set_memory_strategy
-from flowlib.plot2d import density_on_grid
-from flowlib.transformer_flow import TransformerAutoregressive, transformer_flow
+from flowlib_teaching.plot2d import density_on_grid
+from flowlib.bijections.transformer import TransformerAutoregressive, transformer_flow
 
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: smaller models, fewer steps, same code
 fl.seed_everything(0)
@@ -272,7 +273,8 @@ plt.show()
 # activations of a float32 forward pass stored, then rebuilt backward step by step from the output alone:
 
 # %%
-from flowlib import fashion_mnist, images
+from flowlib import images
+from flowlib.data import fashion_mnist
 
 drift_steps = 8 if FAST else 32
 batch = images.dequantize(fashion_mnist.load("test")[0][:32])
@@ -365,9 +367,9 @@ for s in scales:
 #
 # | direction | the idea | in flowlib |
 # |---|---|---|
-# | continuous-time flows | a velocity field v(x, t) and an ODE instead of K layers; log-density by the instantaneous change of variables (Chen et al. 2018; FFJORD, Grathwohl et al. 2019) | `flowlib.continuous.ContinuousFlow` |
-# | flow matching | train that velocity field by regression on straight lines between noise and data — no ODE solve while training (Lipman et al. 2023; Liu et al. 2023; Albergo & Vanden-Eijnden 2023) | `flowlib.continuous.flow_matching_loss` |
-# | transformer autoregressive flows | lesson 02's affine autoregressive map, with a causal transformer as the conditioner, stacked with the order reversed (TarFlow, Zhai et al. 2024) | `flowlib.transformer_flow` |
+# | continuous-time flows | a velocity field v(x, t) and an ODE instead of K layers; log-density by the instantaneous change of variables (Chen et al. 2018; FFJORD, Grathwohl et al. 2019) | `flowlib.bijections.continuous.ContinuousFlow` |
+# | flow matching | train that velocity field by regression on straight lines between noise and data — no ODE solve while training (Lipman et al. 2023; Liu et al. 2023; Albergo & Vanden-Eijnden 2023) | `flowlib.bijections.continuous.flow_matching_loss` |
+# | transformer autoregressive flows | lesson 02's affine autoregressive map, with a causal transformer as the conditioner, stacked with the order reversed (TarFlow, Zhai et al. 2024) | `flowlib.bijections.transformer` |
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### 5a. A continuous-time flow, trained by flow matching
@@ -450,7 +452,7 @@ plt.show()
 # likelihood; the paper reports image likelihoods and samples competitive with other generative models of its time
 # (see the paper for its figures). The density is one parallel pass per block; sampling inverts token by token.
 #
-# `flowlib.transformer_flow.TransformerAutoregressive` is one such block: the sequence shifted right behind a learned
+# `flowlib.bijections.transformer.TransformerAutoregressive` is one such block: the sequence shifted right behind a learned
 # start token, causal self-attention, a zero-initialised head. Here on 2D (two tokens of one coordinate), through the
 # course's brute-force checks, then trained on the moons:
 
@@ -467,7 +469,7 @@ print(testing.check_triangular(block, x4, "lower", order=block.order))
 fl.seed_everything(4)
 moons = toy2d.get("moons")
 tar = fl.FlowModel(transformer_flow(2, blocks=4, width=32 if not FAST else 16), fl.StandardNormal(2))
-history = fl.train.fit(tar, moons.sampler(seed=5), steps=fl.pick(2000, 30), lr=2e-3, batch_size=256)
+history = fl.training.fit(tar, moons.sampler(seed=5), steps=fl.pick(2000, 30), lr=2e-3, batch_size=256)
 with torch.no_grad():
     nll_tar = -float(tar.log_prob(moons.sample(fl.pick(5000, 200), seed=6)).mean())
 print(f"held-out NLL on moons {nll_tar:.3f} nats after {history.step[-1]} steps ({history.seconds:.0f} s); "

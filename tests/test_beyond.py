@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flowlib import FlowModel, StandardNormal, toy2d
-from flowlib.continuous import (ContinuousFlow, LinearVelocity, VelocityMLP, divergence, flow_matching_loss, rk4,
+from flowlib import FlowModel, StandardNormal
+from flowlib.data import toy2d
+from flowlib.bijections.continuous import (ContinuousFlow, LinearVelocity, VelocityMLP, divergence, flow_matching_loss, rk4,
                                 train_flow_matching)
-from flowlib.train import fit
-from flowlib.transformer_flow import TransformerAutoregressive, transformer_flow
+from flowlib.training import fit
+from flowlib.bijections.transformer import TransformerAutoregressive, transformer_flow
 
 A = [[0.3, -0.8], [0.5, -0.2]]
 B = [0.5, -1.0]

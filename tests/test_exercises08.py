@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flowlib.exercises import ExerciseError
-from flowlib.exercises08 import check_backward_step, check_conditioner_passes, check_linear_logdet
+from flowlib_teaching.exercises.framework import ExerciseError
+from flowlib_teaching.exercises.lesson08 import check_backward_step, check_conditioner_passes, check_linear_logdet
 
 
 def _right(step, y, grad_y, grad_logdet):

@@ -12,7 +12,7 @@ import torch
 
 from flowlib.builders import glow, glow_flow
 from flowlib.memory import MemorySavingCompose, leaf_steps, needs_initialisation, set_memory_strategy
-from flowlib.train import fit
+from flowlib.training import fit
 
 
 def _glow(memory, steps=3, seed=0, **kw):
