@@ -234,8 +234,12 @@ def glow_step(shape: Sequence[int], hidden: int = 128, coupling: str = "affine",
 
 
 def glow_flow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 16, hidden: int = 128,
-              coupling: str = "affine", mixing: str = "lu", split_prior: bool = True) -> MultiScale:
+              coupling: str = "affine", mixing: str = "lu", split_prior: bool = True,
+              memory: str | None = None) -> MultiScale:
     """The multi-scale Glow flow alone, on logit-space images of ``shape``; forward returns one flat latent."""
+    from flowlib.memory import MemorySavingCompose, check_strategy
+
+    check_strategy(memory)  # None, "invertible" or "checkpoint" (flowlib.memory, lesson 08): same state_dict for all
     if mixing not in MIXINGS:
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}.")
     if coupling not in COUPLINGS:
@@ -256,19 +260,19 @@ def glow_flow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 
             if split_prior:
                 flows.append(SplitPrior((c, h, w)))
             c = c // 2
-        stages.append(Compose(*flows))
+        stages.append(Compose(*flows) if memory is None else MemorySavingCompose(*flows, strategy=memory))
     return MultiScale(tuple(shape), stages)
 
 
 def glow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 16, hidden: int = 128,
          coupling: str = "affine", mixing: str = "lu", split_prior: bool = True, pixel_levels: int = 256,
-         alpha: float = 0.05) -> FlowModel:
+         alpha: float = 0.05, memory: str | None = None) -> FlowModel:
     """A Glow FlowModel for dequantized integer images of ``shape``: logit pre-processing + multi-scale Glow + N(0, I).
 
     The pre-processing is lesson 05's (scaling and logit as flows, alpha = 0.05), so bits/dim are computed by the one
     ``flowlib.images.bits_per_dim`` exactly as for the RealNVP and the two are comparable.
     """
     flow = Compose(logit_preprocessing(pixel_levels, alpha),
-                   glow_flow(shape, levels, steps, hidden, coupling, mixing, split_prior))
+                   glow_flow(shape, levels, steps, hidden, coupling, mixing, split_prior, memory))
     d = int(shape[0]) * int(shape[1]) * int(shape[2])
     return FlowModel(flow, StandardNormal(d))

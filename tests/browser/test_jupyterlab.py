@@ -20,8 +20,9 @@ from .conftest import ROOT, JupyterLabServer
 
 LESSON_01 = "01_change_of_variables.ipynb"
 LESSON_05 = "05_flows_for_images.ipynb"
-LESSONS = [LESSON_01, LESSON_05]
-RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240}  # seconds, fast mode on a busy 2-core machine
+LESSON_08 = "08_memory_and_beyond.ipynb"
+LESSONS = [LESSON_01, LESSON_05, LESSON_08]
+RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
 
 # What the page's notebook is doing, read from JupyterLab's own model (the app is exposed to the page):
 # the kernel's status, code cells in all and executed, cells still queued or running ("[*]"), and error outputs.
@@ -163,4 +164,11 @@ def test_lesson_05_runs_without_errors(lab, page, artifacts):
     run_all_cells(page, lab, LESSON_05, artifacts, RUN_TIMEOUT[LESSON_05])
     images = page.locator(".jp-OutputArea-output img")
     assert images.count() >= 4, "lesson 05 should show its figures"
+    lab.shutdown_kernels()
+
+
+def test_lesson_08_runs_without_errors(lab, page, artifacts):
+    run_all_cells(page, lab, LESSON_08, artifacts, RUN_TIMEOUT[LESSON_08])
+    images = page.locator(".jp-OutputArea-output img")
+    assert images.count() >= 4, "lesson 08 should show its figures (memory and time, drift, flow matching, transformer flow)"
     lab.shutdown_kernels()

@@ -1,0 +1,249 @@
+"""flowlib.memory: backprop by the inverse (and by checkpointing) gives ordinary autograd's gradients, keeps ActNorm's
+data-dependent start, saves what it promises, and trains with fit, checkpoints and DistributedDataParallel."""
+from __future__ import annotations
+
+import copy
+import io
+import os
+import socket
+
+import pytest
+import torch
+
+from flowlib.builders import glow, glow_flow
+from flowlib.memory import MemorySavingCompose, leaf_steps, needs_initialisation, set_memory_strategy
+from flowlib.training import fit
+
+
+def _glow(memory, steps=3, seed=0, **kw):
+    torch.manual_seed(seed)
+    return glow((1, 8, 8), levels=2, steps=steps, hidden=8, memory=memory, **kw).double()
+
+
+def _pixels(n=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 1, 8, 8), generator=g).double() + torch.rand(n, 1, 8, 8, generator=g,
+                                                                                   dtype=torch.float64)
+
+
+def _nudge(model, scale=0.05, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+
+
+def _grads(model, x, w_z, w_ld):
+    """Gradients of a loss that weighs z and the log-det separately, so both paths of the backward are tested."""
+    model.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    z, logdet = model.flow(x)
+    ((z * w_z).sum() + (logdet * w_ld).sum()).backward()
+    return x.grad, {n: p.grad for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("strategy", ["invertible", "checkpoint"])
+@pytest.mark.parametrize("mixing", ["lu", "conv"])
+def test_gradients_match_ordinary_autograd_in_float64(strategy, mixing):
+    ordinary, saving = _glow(None, mixing=mixing), _glow(strategy, mixing=mixing)
+    saving.load_state_dict(ordinary.state_dict())
+    x = _pixels()
+    for m in (ordinary, saving):  # initialise ActNorm the same way, then move away from the tame start
+        with torch.no_grad():
+            m.flow(x)
+        _nudge(m)
+    z_shape = ordinary.flow(x)[0].shape
+    g = torch.Generator().manual_seed(5)
+    w_z, w_ld = torch.randn(z_shape, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    gx_ref, ref = _grads(ordinary, x, w_z, w_ld)
+    gx, got = _grads(saving, x, w_z, w_ld)
+    assert torch.allclose(gx, gx_ref, rtol=1e-10, atol=1e-12), float((gx - gx_ref).abs().max())
+    assert ref.keys() == got.keys()
+    for name in ref:
+        assert got[name] is not None, f"{name} got no gradient with strategy {strategy}"
+        err = float((got[name] - ref[name]).abs().max())
+        assert err <= 1e-10 * (1 + float(ref[name].abs().max())), f"{name}: gradient differs by {err:.3g}"
+
+
+def test_a_wrong_backward_would_be_caught():
+    # the comparison above can fail: dropping the log-det's path through the non-coupling steps changes gradients
+    import flowlib.memory as mem
+
+    ordinary, saving = _glow(None), _glow("invertible")
+    saving.load_state_dict(ordinary.state_dict())
+    x = _pixels()
+    for m in (ordinary, saving):
+        with torch.no_grad():
+            m.flow(x)
+        _nudge(m)
+    original = mem._generic_recompute
+
+    def forget_logdet(step, y):
+        x_leaf, y_again, logdet = original(step, y)
+        return x_leaf, y_again, None  # planted bug: the log-det's gradient is dropped (ActNorm, 1x1 conv)
+
+    mem._generic_recompute = forget_logdet
+    try:
+        w_z = torch.ones(6, 64, dtype=torch.float64)
+        _, ref = _grads(ordinary, x, w_z, torch.ones(6, dtype=torch.float64))
+        _, got = _grads(saving, x, w_z, torch.ones(6, dtype=torch.float64))
+    finally:
+        mem._generic_recompute = original
+    assert max(float((got[n] - ref[n]).abs().max()) for n in ref) > 1e-3
+
+
+@pytest.mark.parametrize("strategy", ["invertible", "checkpoint"])
+def test_actnorm_data_dependent_start_still_happens(strategy):
+    ordinary, saving = _glow(None), _glow(strategy)
+    assert needs_initialisation(saving)
+    x = _pixels(8)
+    for m in (ordinary, saving):
+        m.train()
+        (-m.log_prob(x).mean()).backward()
+    assert not needs_initialisation(saving)
+    for (n, a), b in zip(ordinary.state_dict().items(), saving.state_dict().values()):
+        assert torch.equal(a, b), f"{n} differs after the first training step"
+    for (n, p), q in zip(ordinary.named_parameters(), saving.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-9, atol=1e-12), n
+
+
+def _saved_bytes(model, x):
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = -model.log_prob(x).mean()
+    loss.backward()
+    return total[0]
+
+
+def test_invertible_strategy_stores_nothing_per_step():
+    x = _pixels(4)
+    saved = {}
+    for memory in (None, "invertible"):
+        for k in (2, 8):
+            m = _glow(memory, steps=k)
+            with torch.no_grad():
+                m.flow(x)
+            saved[memory, k] = _saved_bytes(m, x)
+    # ordinary autograd keeps every step's tensors: 4x the depth, more than 3x the bytes
+    assert saved[None, 8] > 3 * saved[None, 2]
+    # the memory-saving Glow keeps the same tensors whatever the depth (the pre-processing, each level's output)
+    assert saved["invertible", 8] == saved["invertible", 2]
+    assert saved["invertible", 8] < saved[None, 2]
+
+
+def test_state_dict_has_the_same_layout_and_loads_across_strategies():
+    ordinary, saving = _glow(None), _glow("invertible", seed=9)
+    assert list(ordinary.state_dict()) == list(saving.state_dict())
+    x = _pixels(4)
+    ordinary.train()
+    ordinary.log_prob(x)  # initialise
+    buf = io.BytesIO()
+    torch.save(ordinary.state_dict(), buf)
+    buf.seek(0)
+    saving.load_state_dict(torch.load(buf, weights_only=True))
+    assert not needs_initialisation(saving), "the reloaded ActNorm must not initialise again"
+    assert torch.equal(ordinary.log_prob(x), saving.log_prob(x))
+
+
+def test_set_memory_strategy_and_bad_arguments():
+    m = _glow("checkpoint")
+    assert set_memory_strategy(m, "invertible") == 2  # one MemorySavingCompose per level
+    assert all(s.strategy == "invertible" for s in m.modules() if isinstance(s, MemorySavingCompose))
+    with pytest.raises(ValueError, match="memory strategy must be one of"):
+        glow((1, 8, 8), levels=1, steps=1, hidden=4, memory="reversible")
+    with pytest.raises(ValueError, match="contains no MemorySavingCompose"):
+        set_memory_strategy(_glow(None), "invertible")
+    with pytest.raises(ValueError, match="memory strategy"):
+        MemorySavingCompose(glow_flow((1, 4, 4), levels=1, steps=1, hidden=4), strategy="yes")
+
+
+def test_leaf_steps_flatten_nested_composes():
+    flow = glow_flow((1, 4, 4), levels=1, steps=2, hidden=4, memory="invertible")
+    names = [type(f).__name__ for f in leaf_steps(flow.levels[0])]
+    assert names == ["Squeeze", "ActNorm", "InvConv1x1LU", "GlowCoupling", "ActNorm", "InvConv1x1LU", "GlowCoupling"]
+
+
+def test_frozen_parameters_get_no_gradient_and_the_rest_match():
+    ordinary, saving = _glow(None), _glow("invertible")
+    saving.load_state_dict(ordinary.state_dict())
+    x = _pixels()
+    for m in (ordinary, saving):
+        with torch.no_grad():
+            m.flow(x)
+        _nudge(m)
+        for n, p in m.named_parameters():
+            if "log_s" in n:
+                p.requires_grad_(False)
+        (-m.log_prob(x).mean()).backward()
+    for (n, p), q in zip(ordinary.named_parameters(), saving.parameters()):
+        if "log_s" in n:
+            assert q.grad is None
+        else:
+            assert torch.allclose(p.grad, q.grad, rtol=1e-9, atol=1e-12), n
+
+
+@pytest.mark.parametrize("strategy", ["invertible", "checkpoint"])
+def test_training_with_fit_follows_the_ordinary_trajectory(strategy):
+    data = _pixels(64, seed=11)
+    runs = {}
+    for memory in (None, strategy):
+        m = _glow(memory)
+        h = fit(m, data, steps=5, lr=1e-3, batch_size=16, progress=False, seed=4)
+        runs[memory] = (h.loss, m.state_dict())
+    assert runs[None][0][-1] < runs[None][0][0]  # it trains
+    assert max(abs(a - b) for a, b in zip(runs[None][0], runs[strategy][0])) < 1e-9
+    for n, v in runs[None][1].items():
+        assert torch.allclose(v.double(), runs[strategy][1][n].double(), atol=1e-9), n
+
+
+# ---- DistributedDataParallel: two CPU processes (gloo) against one process on the whole batch ---------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = _glow("invertible")
+        x = _pixels(8)[rank * 4:(rank + 1) * 4]  # this process's half of the batch
+
+        class LogProb(torch.nn.Module):  # DDP wraps forward(): make forward compute the log-likelihood
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, v):
+                return self.m.log_prob(v)
+
+        ddp = DDP(LogProb(model))
+        (-ddp(x).mean()).backward()  # ActNorm initialises on the global batch (all-reduced statistics)
+        if rank == 0:
+            torch.save({n: p.grad for n, p in model.named_parameters()}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_with_invertible_backprop_matches_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "grads.pt"
+    # fork, not spawn: the children need not re-import torch and the test module (seconds instead of a minute)
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="fork")
+    ddp_grads = torch.load(out, weights_only=True)
+    single = _glow(None)
+    (-single.log_prob(_pixels(8)).mean()).backward()
+    for n, p in single.named_parameters():
+        assert torch.allclose(ddp_grads[n], p.grad, rtol=1e-8, atol=1e-10), n
