@@ -213,7 +213,7 @@ def glow_throughput(args: list[str]) -> None:
 
     import flowlib
     from flowlib.builders import glow
-    from flowlib.fashion_mnist import load
+    from flowlib.data.fashion_mnist import load
     from flowlib.images import dequantize
 
     train, _ = load("train")
@@ -289,8 +289,9 @@ def glow_bpd(args: list[str]) -> None:
     p.add_argument("--threads", type=int, default=None)
     opts = p.parse_args(args)
     threads = set_threads(opts.threads)
-    from flowlib import checkpoints, fashion_mnist
-    from flowlib.train_images import evaluate, load_pretrained_model
+    from flowlib.training import checkpoints
+    from flowlib.data import fashion_mnist
+    from flowlib.training.images import evaluate, load_pretrained_model
 
     try:
         model, entry = load_pretrained_model(opts.name)

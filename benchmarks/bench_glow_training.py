@@ -47,7 +47,7 @@ class _Trainer:
                  clock=time.perf_counter):
         import torch
 
-        from flowlib.train import History
+        from flowlib.training.loop import History
 
         self.name, self.model, self.batches = name, model, batches
         self.history, self.step, self.budget, self.warmup = History(), 0, budget, warmup
@@ -62,7 +62,7 @@ class _Trainer:
 
     def train_for(self, seconds: float) -> None:
         """Whole steps until ``seconds`` have passed (or the budget is spent)."""
-        from flowlib.train import fit
+        from flowlib.training.loop import fit
 
         t_slice = self.clock()
         while self.clock() - t_slice < seconds and self.used < self.budget:
@@ -73,7 +73,7 @@ class _Trainer:
             self.step += 1
 
     def train_steps(self, steps: int) -> None:
-        from flowlib.train import fit
+        from flowlib.training.loop import fit
 
         fit(self.model, self.batches, steps=steps, optimizer=self.optimizer, scheduler=self.scheduler,
             start_step=self.step, history=self.history, clip_grad=50.0, progress=False)
@@ -97,8 +97,8 @@ def glow_vs_realnvp(args: list[str]) -> None:
     if opts.minutes <= 0 or opts.slice <= 0:
         p.error("--minutes and --slice must be positive.")
     threads = set_threads(opts.threads)
-    from flowlib.train_images import CONFIGS, _batches, build, data_splits, evaluate
-    from flowlib.utils import seed_everything
+    from flowlib.training.images import CONFIGS, _batches, build, data_splits, evaluate
+    from flowlib.runtime import seed_everything
 
     names = ("realnvp-fmnist", "glow-fmnist")
     for a in ("batch_size", "lr", "seed", "val_size"):
@@ -173,8 +173,8 @@ def glow_ablation(args: list[str]) -> None:
         return _merge_ablation(opts.merge, opts.out)
     threads = set_threads(opts.threads)
     from flowlib.builders import glow
-    from flowlib.train_images import CONFIGS, _batches, data_splits, evaluate
-    from flowlib.utils import seed_everything
+    from flowlib.training.images import CONFIGS, _batches, data_splits, evaluate
+    from flowlib.runtime import seed_everything
 
     runs = ABLATION if opts.only is None else [r for r in ABLATION if f"{r[0]}-{r[1]}" in opts.only]
     if not runs:
