@@ -20,7 +20,7 @@ from .bijections.glow import GlowCoupling, SplitPrior
 from .bijections.normalization import ActNorm
 from .core import Compose, Flow
 from .distributions import StandardNormal
-from .images import logit_preprocessing
+from .images import ImageFlowModel, logit_preprocessing
 from .models import FlowModel
 from .multiscale import MultiScale, Squeeze
 
@@ -84,4 +84,4 @@ def glow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 16, h
     flow = Compose(logit_preprocessing(pixel_levels, alpha),
                    glow_flow(shape, levels, steps, hidden, coupling, mixing, split_prior))
     d = int(shape[0]) * int(shape[1]) * int(shape[2])
-    return FlowModel(flow, StandardNormal(d))
+    return ImageFlowModel(flow, StandardNormal(d), levels=pixel_levels)

@@ -15,7 +15,7 @@ from .core import Compose, Flow
 from .coupling import AffineCoupling
 from .distributions import StandardNormal
 from .elementwise import Affine
-from .images import logit_preprocessing
+from .images import ImageFlowModel, logit_preprocessing
 from .masks import channel_mask, checkerboard_mask
 from .models import FlowModel
 from .multiscale import MultiScale, Squeeze
@@ -64,4 +64,4 @@ def multiscale_realnvp(shape=(1, 28, 28), levels: int = 2, couplings: int = 8, h
     flow = Compose(logit_preprocessing(pixel_levels, alpha),
                    multiscale_realnvp_flow(shape, levels, couplings, hidden))
     d = shape[0] * shape[1] * shape[2]
-    return FlowModel(flow, StandardNormal(d))
+    return ImageFlowModel(flow, StandardNormal(d), levels=pixel_levels)
