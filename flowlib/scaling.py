@@ -152,8 +152,7 @@ def objective(model: nn.Module, ddp: bool = False, compile: bool = False, device
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device is not None and device.type == "cuda" else None
-        # buffers (permutations, ActNorm's flag) never change in training: no need to broadcast them every step
-        net = DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+        net = DistributedDataParallel(net, device_ids=ids)
     if compile:
         net = torch.compile(net)
     return Objective(net)

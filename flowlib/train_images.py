@@ -282,6 +282,7 @@ def run(name: str | TrainConfig, workdir: pathlib.Path, release: bool = False, t
     device = torch.device(device) if device else pick_device()
     own_group = scaling.launched_by_torchrun() and not dist.is_initialized()
     if scaling.launched_by_torchrun():
+        scaling.check_batch_split(config.batch_size, int(os.environ["WORLD_SIZE"]))  # before waiting for the others
         device = scaling.init_distributed(device)
     rank, world_size = scaling.world()
     try:
@@ -422,7 +423,7 @@ def _release(name, config, model, test_bpd, test_images, history, step, steps_pe
                  complete=complete, parameters=sum(p.numel() for p in model.parameters()),
                  hardware=_hardware(device, world_size), date=datetime.date.today().isoformat(),
                  val_bpd=history.extra.get("val_bpd", []))
-    checkpoints.write_manifest_entry(name, entry)
+    checkpoints.write_manifest_entry(name, entry, release_path.parent / checkpoints.MANIFEST.name)
     print(f"released {release_path} and its manifest entry ({'complete' if complete else 'UNFINISHED'} run)")
     return entry
 
