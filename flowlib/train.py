@@ -121,6 +121,10 @@ def fit(model: nn.Module, data, steps: int, lr: float = 1e-3, batch_size: int = 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters.")
+    if optimizer is None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}.")
+    if optimizer is None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     device = torch.device(device) if device is not None else params[0].device
     optimizer = optimizer or torch.optim.Adam(params, lr=lr)
     next_batch = _batches(data, batch_size, torch.Generator().manual_seed(seed))
