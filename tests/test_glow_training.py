@@ -100,15 +100,13 @@ def _perturbed_tiny_glow() -> torch.nn.Module:
 
 def test_bf16_autocast_runs_on_the_cpu_and_its_bits_per_dim_stay_within_0_01_of_float32():
     model = _perturbed_tiny_glow()
-    x = TI.data_splits(SMALL)[2][:64] if repr(SMALL) in _SPLITS else torch.randint(0, 256, (64, 1, 28, 28),
-                                                                                      dtype=torch.uint8)
+    x = torch.randint(0, 256, (64, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     g = lambda: torch.Generator().manual_seed(1)  # noqa: E731  the same noise for both
     full = bits_per_dim(model, x, generator=g())
     scaling.autocast_networks(model, torch.bfloat16, "cpu")
     try:
         nets = scaling.networks(model)
-        assert nets and nets[0](torch.zeros(1, nets[0].conv_in.in_channels if hasattr(nets[0], "conv_in") else 2, 14,
-                                            14)).dtype == torch.float32 if False else True
+        assert len(nets) == 2 * 2 + 1, "the coupling networks of 2 x 2 steps and 1 split prior's convolution"
         with torch.no_grad():
             z, logdet = model.flow(x.float() + 0.5)
         assert z.dtype == logdet.dtype == torch.float32, "the log-dets must stay float32 under autocast"
