@@ -419,7 +419,8 @@ def _release(name, config, model, test_bpd, test_images, history, step, steps_pe
     entry = dict(file=release_path.name, sha256=checkpoints.sha256(release_path),
                  command=command or "python -m flowlib.train_images " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                  config=config.to_dict(), test_bpd=round(test_bpd, 4), test_images=test_images,
-                 train_seconds=round(history.seconds, 1), steps=step, epochs_done=round(step / steps_per_epoch, 3),
+                 train_seconds=round(history.seconds, 1), steps=step, total_steps=steps_per_epoch * config.epochs,
+                 epochs_done=round(step / steps_per_epoch, 3),
                  complete=complete, parameters=sum(p.numel() for p in model.parameters()),
                  hardware=_hardware(device, world_size), date=datetime.date.today().isoformat(),
                  val_bpd=history.extra.get("val_bpd", []))

@@ -192,6 +192,7 @@ def test_release_now_writes_an_honest_snapshot_of_an_unfinished_run(tmp_path, mo
     TI.main(["glow-small", "--workdir", str(workdir), "--release-now", "--device", "cpu"])
     entry = json.loads((tmp_path / "released" / "manifest.json").read_text())["glow-small"]
     assert entry["complete"] is False and entry["steps"] == 2 and entry["epochs_done"] == 0.5
+    assert entry["total_steps"] == 4
     assert entry["command"] == f"python -m flowlib.train_images glow-small --workdir {workdir}"
     assert entry["test_images"] == 64 and 4.0 < entry["test_bpd"] < 12.0 and entry["train_seconds"] > 0
     payload, _ = checkpoints.load_pretrained("glow-small", tmp_path / "released" / "manifest.json")

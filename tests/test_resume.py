@@ -209,6 +209,10 @@ def test_a_checkpoint_of_the_first_format_resumes_exactly(tmp_path, uninterrupte
     (tmp_path / "previous.pt").unlink(missing_ok=True)
     torch.save(old, tmp_path / "last.pt")
     assert checkpoints.load(tmp_path / "last.pt")["legacy"] is True
+    # the long run's own configuration, as the first format wrote it, is today's glow-fmnist
+    assert TI.TrainConfig.from_dict(dict(builder="glow", model=dict(levels=2, steps=16, hidden=128, coupling="affine",
+                                                                    mixing="lu"), batch_size=64, lr=1e-3, warmup=500,
+                                         epochs=24, val_size=2000, seed=0)) == TI.CONFIGS["glow-fmnist"]
 
     TI.run(NAME, tmp_path, device="cpu", threads=1, progress=False)
     final = checkpoints.load(tmp_path / "last.pt")
