@@ -121,15 +121,18 @@ def test_corrupt_local_file_is_named(real_files, isolated, tmp_path):
         F.load("test", root=local)
 
 
-def test_flipped_bytes_inside_a_local_gz_are_the_loaders_error_with_what_to_do(real_files, isolated, tmp_path):
+@pytest.mark.parametrize("where", [0.4, 0.5], ids=["zlib-error", "crc-error"])
+def test_flipped_bytes_inside_a_local_gz_are_the_loaders_error_with_what_to_do(real_files, isolated, tmp_path, where):
+    """16 flipped bytes: at 40% of this file they break the deflate stream (a raw zlib.error escaped before the fix),
+    at 50% only the CRC notices."""
     local = tmp_path / "local"
     shutil.copytree(real_files, local)
     path = local / "t10k-labels-idx1-ubyte.gz"
     raw = bytearray(path.read_bytes())
-    middle = len(raw) // 2
-    raw[middle: middle + 16] = bytes(b ^ 0xFF for b in raw[middle: middle + 16])
+    at = int(len(raw) * where)
+    raw[at: at + 16] = bytes(b ^ 0xFF for b in raw[at: at + 16])
     path.write_bytes(bytes(raw))
-    with pytest.raises(F.DataError) as info:  # zlib.error before the fix
+    with pytest.raises(F.DataError) as info:
         F.load("test", root=local)
     message = str(info.value)
     assert str(path) in message and f"rm {path}" in message and "downloads it from" in message
