@@ -446,7 +446,11 @@ def release_now(name: str, workdir: pathlib.Path, data_root=None, device=None, t
     step, total = int(payload["step"]), steps_per_epoch * config.epochs
     history = _history_from(payload)
     test_bpd = evaluate(model, test, device=device, progress=progress)
-    command = continue_command or f"python -m flowlib.train_images {name} --workdir {shlex.quote(str(workdir))}"
+    default = pathlib.Path("runs") / name
+    command = continue_command or (f"python -m flowlib.train_images {name}"
+                                   + ("" if pathlib.Path(workdir) == default else
+                                      f" --workdir {shlex.quote(str(workdir))}")
+                                   + (f" --threads {threads}" if threads else ""))
     print(f"{name} at step {step} of {total} ({step / steps_per_epoch:.2f} of {config.epochs} epochs, "
           f"{history.seconds / 60:.1f} min of training): test bits/dim {test_bpd:.4f} on {test.shape[0]} images")
     return _release(name, config, model, test_bpd, int(test.shape[0]), history, step, steps_per_epoch, device,
@@ -471,10 +475,13 @@ def main(argv=None) -> int:
     p.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps")
     p.add_argument("--eval-every", type=int, help="validation bits/dim every N steps (default: every epoch)")
     p.add_argument("--data", type=pathlib.Path, help="folder with the Fashion-MNIST .gz files (default: searched)")
+    p.add_argument("--continue-command", help="with --release-now: the command recorded as the one that continues "
+                                              "the run (default: this command without --release-now)")
     args = p.parse_args(argv)
     workdir = args.workdir or pathlib.Path("runs") / args.name
     if args.release_now:
-        release_now(args.name, workdir, data_root=args.data, device=args.device, threads=args.threads)
+        release_now(args.name, workdir, data_root=args.data, device=args.device, threads=args.threads,
+                    continue_command=args.continue_command)
         return 0
     result = run(args.name, workdir, release=args.release, threads=args.threads, device=args.device,
                  save_every_minutes=args.save_every_minutes, save_every_steps=args.save_every_steps,
