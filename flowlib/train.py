@@ -5,7 +5,9 @@ or minimising KL(p_data || q) up to the data's own entropy). The loop knows noth
 ``model.log_prob``; everything else (live plots, evaluation, checkpoints) is a callback.
 
 A non-finite loss or gradient stops training with ``NonFiniteLossError`` and a message: a step is never skipped
-silently. Ctrl-C (KeyboardInterrupt) stops cleanly: the model keeps the weights of the last finished step and the
+silently. When the data are finite but a parameter or an activation deep inside the model is not (weights blown up by
+too large a step), the error is ``NonFiniteActivationError``, a ``NonFiniteLossError`` that names the step and
+suggests a lower learning rate or a warm-up, instead of a layer's input error that would blame the data. Ctrl-C (KeyboardInterrupt) stops cleanly: the model keeps the weights of the last finished step and the
 history so far is returned, marked ``interrupted``.
 """
 from __future__ import annotations
