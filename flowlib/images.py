@@ -27,10 +27,10 @@ import math
 import torch
 from torch import Tensor
 
-from . import core
-from .core import Compose, Flow, FlowInputError
-from .elementwise import Affine, Logit
-from .models import FlowModel
+from flowlib import core
+from flowlib.core import Compose, Flow, FlowInputError
+from flowlib.bijections.elementwise import Affine, Logit
+from flowlib.models import FlowModel
 
 
 def check_pixels(x: Tensor, levels: int = 256) -> None:
@@ -104,7 +104,7 @@ def bits_per_dim(model, x: Tensor, levels: int = 256, samples: int = 1, generato
     The D log scale term is the log-det of a scaling done outside the model (none for the images of lesson 05,
     whose model starts with its own scaling); the D log w term corrects a noise narrower than a bin (w < 1).
     ``samples`` > 1 averages log q over several noise draws. A non-finite log-likelihood raises: nothing is averaged
-    away (PITFALLS: a nansum makes a broken model look fine).
+    away (a nansum would make a broken model look fine).
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}.")
@@ -136,7 +136,7 @@ class ImageFlowModel(FlowModel):
 
     def log_prob(self, x: Tensor) -> Tensor:
         if core._CHECKS_ENABLED and isinstance(x, Tensor):
-            if not x.is_floating_point():
+            if not x.is_floating_point() and x.dtype != torch.bool:  # bool: the core says what to do
                 raise FlowInputError(
                     f"{type(self).__name__}.log_prob models dequantized pixels y = x + u in [0, {self.levels}), got "
                     f"{x.dtype} values: dequantize integer pixels first, y = flowlib.images.dequantize(x), or use "

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -52,19 +54,18 @@ import numpy as np
 import torch
 
 import flowlib as fl
-from flowlib import fashion_mnist, images, testing
+from flowlib import images, testing
+from flowlib.data import fashion_mnist
 from flowlib.bijections import ActNorm, GlowCoupling, InvConv1x1, InvConv1x1LU, SplitPrior
 from flowlib.builders import glow, glow_flow
-from flowlib.exercises06 import check_actnorm_init, check_conv1x1_logdet, check_glow_latent_shapes
-from flowlib.plot_images import show_images
-from flowlib.train import NonFiniteLossError, fit
+from flowlib_teaching.exercises.lesson06 import check_actnorm_init, check_conv1x1_logdet, check_glow_latent_shapes
+from flowlib_teaching.plot_images import show_images
+from flowlib.training import NonFiniteLossError, fit
 
+device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: fewer steps and images, same code
-fl.seed_everything(0)
-torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread is faster (raise it on a big CPU)
 RETRAIN = False  # True: train the shipped Glow yourself (hours on a CPU; see section 6 for GPU commands)
 RESULTS = pathlib.Path(fl.__file__).resolve().parents[1] / "data" / "results"
-print("fast mode" if FAST else "normal mode", "| torch", torch.__version__, "| device", fl.pick_device())
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The data, in the space where Glow's layers work
@@ -314,8 +315,8 @@ print(f"Fashion-MNIST through a fresh Glow and back: max |y - f⁻¹(f(y))| = {f
 # a function of the seed and the step, so a resumed run continues exactly as an uninterrupted one would):
 #
 # ```bash
-# python -m flowlib.train_images glow-fmnist --threads 1          # CPU: trains or resumes in runs/glow-fmnist/
-# python -m flowlib.train_images glow-fmnist --device cuda        # one GPU
+# python -m flowlib.training.images glow-fmnist --threads 1          # CPU: trains or resumes in runs/glow-fmnist/
+# python -m flowlib.training.images glow-fmnist --device cuda        # one GPU
 # ```
 #
 # Learning-rate warm-up, gradient clipping, a held-out evaluation every epoch, and a stop with the step named if the
@@ -338,10 +339,10 @@ print(f"small Glow ({sum(p.numel() for p in demo.parameters()):,} parameters): {
 # test set; loading it checks its SHA-256.
 
 # %%
-from flowlib.train_images import evaluate, load_pretrained_model
+from flowlib.training.images import evaluate, load_pretrained_model
 
 if RETRAIN:
-    from flowlib.train_images import run
+    from flowlib.training.images import run
 
     run("glow-fmnist", workdir=pathlib.Path("runs/glow-fmnist"), release=True)
 model, entry = load_pretrained_model("glow-fmnist")

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from flowlib import checkpoints
-from flowlib.checkpoints import CheckpointError
+from flowlib.training import checkpoints
+from flowlib.training.checkpoints import CheckpointError
 
 
 def _release(tmp_path, config=None):
@@ -16,7 +16,7 @@ def _release(tmp_path, config=None):
     checkpoints.save(path, {"config": config or {"a": 1}, "model": {"w": torch.arange(4000.0)}})
     manifest = tmp_path / "manifest.json"
     checkpoints.write_manifest_entry("m", {"file": "m.pt", "sha256": checkpoints.sha256(path), "config": {"a": 1},
-                                           "command": "python -m flowlib.train_images m"}, manifest)
+                                           "command": "python -m flowlib.training m"}, manifest)
     return path, manifest
 
 

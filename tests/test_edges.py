@@ -6,15 +6,15 @@ import math
 import pytest
 import torch
 
-from flowlib import toy2d
+from flowlib.data import toy2d
 from flowlib.core import FlowInputError
 from flowlib.distributions import StandardNormal
-from flowlib.image_models import multiscale_realnvp
+from flowlib.builders import multiscale_realnvp
 from flowlib.images import bits_per_dim, pixels_from_data
 from flowlib.models import FlowModel
-from flowlib.realnvp import make_realnvp
-from flowlib.splines import RQSpline
-from flowlib.train import NonFiniteActivationError, NonFiniteLossError, fit
+from flowlib.builders import make_realnvp
+from flowlib.bijections.splines import RQSpline
+from flowlib.training.loop import NonFiniteActivationError, NonFiniteLossError, fit
 
 
 def _realnvp(seed=0):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import flowlib
-from flowlib import toy2d
+from flowlib.data import toy2d
 from flowlib.images import bits_per_dim, dequantize, pixels_from_data
 
 from .flow_registry import CASES
@@ -111,7 +111,7 @@ def test_every_flow_in_the_registry(name):
 
 def test_models_builders_and_image_functions():
     from flowlib.builders import glow
-    from flowlib.image_models import multiscale_realnvp
+    from flowlib.builders import multiscale_realnvp
 
     torch.manual_seed(0)
     models = {"realnvp": multiscale_realnvp((1, 8, 8), levels=2, couplings=2, hidden=4),
@@ -156,8 +156,8 @@ def test_toy_densities():
 def test_fit():
     from flowlib.distributions import StandardNormal
     from flowlib.models import FlowModel
-    from flowlib.realnvp import make_realnvp
-    from flowlib.train import fit
+    from flowlib.builders import make_realnvp
+    from flowlib.training.loop import fit
 
     torch.manual_seed(0)
     model = FlowModel(make_realnvp(2, 2, 8), StandardNormal(2))

@@ -10,13 +10,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import flowlib.train_images as TI
-from flowlib import checkpoints, scaling
+import flowlib.training.images as TI
+from flowlib.training import checkpoints
+from flowlib.training import distributed as scaling
 from flowlib.bijections.conv1x1 import InvConv1x1, InvConv1x1LU
 from flowlib.bijections.normalization import ActNorm
 from flowlib.core import FlowInputError
 from flowlib.images import bits_per_dim
-from flowlib.train import fit
+from flowlib.training.loop import fit
 
 # 4 steps of global batches of 32 on 128 images: enough for ActNorm's init, Adam and the warm-up to act
 SMALL = TI.CONFIGS["glow-fmnist-tiny"].replace(train_subset=128, test_subset=64, val_size=64)
@@ -193,7 +194,7 @@ def test_release_now_writes_an_honest_snapshot_of_an_unfinished_run(tmp_path, mo
     entry = json.loads((tmp_path / "released" / "manifest.json").read_text())["glow-small"]
     assert entry["complete"] is False and entry["steps"] == 2 and entry["epochs_done"] == 0.5
     assert entry["total_steps"] == 4
-    assert entry["command"] == f"python -m flowlib.train_images glow-small --workdir {workdir}"
+    assert entry["command"] == f"python -m flowlib.training glow-small --workdir {workdir}"
     assert entry["test_images"] == 64 and 4.0 < entry["test_bpd"] < 12.0 and entry["train_seconds"] > 0
     payload, _ = checkpoints.load_pretrained("glow-small", tmp_path / "released" / "manifest.json")
     assert payload["complete"] is False and payload["step"] == 2

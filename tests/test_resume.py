@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-import flowlib.train_images as TI
-from flowlib import checkpoints, scaling
+import flowlib.training.images as TI
+from flowlib.training import checkpoints
+from flowlib.training import distributed as scaling
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAME = "glow-fmnist-tiny"  # 512 training images, batches of 32: 16 steps
@@ -146,14 +147,14 @@ def uninterrupted(tmp_path_factory) -> dict:
 
 SLOW_DRIVER = """
 import os, sys, time
-from flowlib import scaling
+from flowlib.training import distributed as scaling
 real = scaling.Objective.log_prob
 def slow(self, x):  # slow each step of the first run down, so that the test can kill it mid-way
     time.sleep(0.25)
     return real(self, x)
 if os.environ.get("SLOW_STEPS"):
     scaling.Objective.log_prob = slow
-from flowlib.train_images import main
+from flowlib.training.images import main
 sys.exit(main(sys.argv[1:]))
 """
 
