@@ -166,9 +166,10 @@ def test_1x1_convolution_log_dets_agree_with_slogdet_in_float64(cls, c):
 
 def test_images_of_the_wrong_size_or_channels_are_refused_naming_the_mismatch():
     model = TI.build(SMALL)
-    with pytest.raises(FlowInputError, match=r"\(B, 1, 28, 28\).*\(2, 1, 32, 32\)"):
+    # the core names the input's shape first, then the shape the model expects
+    with pytest.raises(FlowInputError, match=r"\(2, 1, 32, 32\).*\(B, 1, 28, 28\)"):
         model.log_prob(torch.rand(2, 1, 32, 32) * 255)
-    with pytest.raises(FlowInputError, match=r"\(B, 1, 28, 28\).*\(2, 3, 28, 28\)"):
+    with pytest.raises(FlowInputError, match=r"\(2, 3, 28, 28\).*\(B, 1, 28, 28\)"):
         model.log_prob(torch.rand(2, 3, 28, 28) * 255)
     with pytest.raises(ValueError, match=r"shape \(5, 3, 28, 28\).*built for \(B, 1, 28, 28\).*channels differ"):
         TI.check_image_shape(torch.zeros(5, 3, 28, 28, dtype=torch.uint8), SMALL)
