@@ -36,7 +36,7 @@ def _load_average() -> str:
 
 
 class _Trainer:
-    """One model, its optimiser and its batch stream, trained a slice at a time by flowlib.train.fit.
+    """One model, its optimiser and its batch stream, trained a slice at a time by flowlib.training.fit.
 
     The learning rate warms up linearly over ``warmup`` steps, then follows a cosine over the fraction of the
     ``budget`` seconds of ``clock`` used so far (a time budget has no known number of steps): the same shape for every

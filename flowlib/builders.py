@@ -33,7 +33,7 @@ from flowlib.bijections.reshape import Reshape, Squeeze
 from flowlib.bijections.splines import SplineMAF
 from flowlib.core import Compose, Flow
 from flowlib.distributions import StandardNormal
-from flowlib.images import logit_preprocessing
+from flowlib.images import ImageFlowModel, logit_preprocessing
 from flowlib.models import FlowModel
 
 MASK_KINDS = ("alternating", "half", "random", "same")
@@ -186,7 +186,7 @@ def multiscale_realnvp(shape=(1, 28, 28), levels: int = 2, couplings: int = 8, h
     flow = Compose(logit_preprocessing(pixel_levels, alpha),
                    multiscale_realnvp_flow(shape, levels, couplings, hidden))
     d = shape[0] * shape[1] * shape[2]
-    return FlowModel(flow, StandardNormal(d))
+    return ImageFlowModel(flow, StandardNormal(d), levels=pixel_levels)
 
 
 def conv_realnvp(levels: int = 2, couplings: int = 8, hidden: int = 64, alpha: float = 0.01):
@@ -275,4 +275,4 @@ def glow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 16, h
     flow = Compose(logit_preprocessing(pixel_levels, alpha),
                    glow_flow(shape, levels, steps, hidden, coupling, mixing, split_prior, memory))
     d = int(shape[0]) * int(shape[1]) * int(shape[2])
-    return FlowModel(flow, StandardNormal(d))
+    return ImageFlowModel(flow, StandardNormal(d), levels=pixel_levels)

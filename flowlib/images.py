@@ -27,14 +27,24 @@ import math
 import torch
 from torch import Tensor
 
-from .core import Compose, Flow
-from .bijections.elementwise import Affine, Logit
+from flowlib import core
+from flowlib.core import Compose, Flow, FlowInputError
+from flowlib.bijections.elementwise import Affine, Logit
+from flowlib.models import FlowModel
 
 
 def check_pixels(x: Tensor, levels: int = 256) -> None:
-    """Raise a clear error unless ``x`` holds integers in {0, ..., levels - 1}."""
+    """Raise a clear error unless ``x`` is a non-empty batch of integers in {0, ..., levels - 1}."""
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a tensor of integer pixels, got {type(x).__name__}.")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"expected a non-empty batch of images (B, C, H, W) of integer pixels, got shape "
+                         f"{tuple(x.shape)}.")
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"expected integer pixels 0..{levels - 1} (e.g. uint8), got dtype {x.dtype}.")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"expected integer pixel values (0..{levels - 1}), got {int((~torch.isfinite(x)).sum())} "
+                         f"NaN or infinite value(s).")
     if x.is_floating_point() and not bool((x == x.round()).all()):
         raise ValueError(f"expected integer pixel values (0..{levels - 1}), got non-integer floats: are these "
                          f"already dequantized or scaled to [0, 1]? Pass the raw integer images.")
@@ -69,7 +79,17 @@ def logit_preprocessing(levels: int = 256, alpha: float = 0.05) -> Flow:
 
 
 def pixels_from_data(y: Tensor, levels: int = 256, scale: float = 1.0) -> Tensor:
-    """A model sample y back to integer pixels: floor(y / scale), clamped to the valid range (uint8 if it fits)."""
+    """A model sample y back to integer pixels: floor(y / scale), clamped to the valid range (uint8 if it fits).
+
+    A NaN or infinite value raises: clamping would turn it into a plausible pixel and hide a broken sample.
+    """
+    if not isinstance(y, Tensor) or not y.is_floating_point():
+        raise TypeError(f"pixels_from_data expected a floating-point tensor of model samples, got "
+                        f"{y.dtype if isinstance(y, Tensor) else type(y).__name__}.")
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError(f"pixels_from_data got {int((~torch.isfinite(y)).sum())} NaN or infinite value(s) in samples "
+                         f"of shape {tuple(y.shape)}: the model produced them (sample at a lower temperature, or check "
+                         f"the model); they have no pixel value.")
     x = torch.floor(y / scale).clamp(0, levels - 1)
     return x.to(torch.uint8) if levels <= 256 else x.long()
 
@@ -86,8 +106,8 @@ def bits_per_dim(model, x: Tensor, levels: int = 256, samples: int = 1, generato
     ``samples`` > 1 averages log q over several noise draws. A non-finite log-likelihood raises: nothing is averaged
     away (a nansum would make a broken model look fine).
     """
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}.")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}.")
     check_pixels(x, levels)
     d = x[0].numel()
     total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
@@ -99,3 +119,34 @@ def bits_per_dim(model, x: Tensor, levels: int = 256, samples: int = 1, generato
         total += lp.to(total.device)
     log_p = total / samples + d * (math.log(scale) + math.log(noise_width))
     return -log_p / (d * math.log(2))
+
+
+class ImageFlowModel(FlowModel):
+    """A FlowModel of dequantized images y = x + u in [0, levels)^D (lessons 05-07's convention, above).
+
+    ``log_prob`` first checks that it was given what it models, and names the fix when not: integer pixels
+    (e.g. uint8 straight from the data set) must be dequantized first (``dequantize(x)``; or call
+    ``bits_per_dim(model, x)``, which does it), and a value outside [0, levels) is reported as a pixel value, not as
+    whatever it became after the pre-processing. Everything else is FlowModel's.
+    """
+
+    def __init__(self, flow: Flow, base, levels: int = 256):
+        super().__init__(flow, base)
+        self.levels = int(levels)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        if core._CHECKS_ENABLED and isinstance(x, Tensor):
+            if not x.is_floating_point() and x.dtype != torch.bool:  # bool: the core says what to do
+                raise FlowInputError(
+                    f"{type(self).__name__}.log_prob models dequantized pixels y = x + u in [0, {self.levels}), got "
+                    f"{x.dtype} values: dequantize integer pixels first, y = flowlib.images.dequantize(x), or use "
+                    f"flowlib.images.bits_per_dim(model, x), which does it.")
+            finite = torch.isfinite(x)
+            if x.numel() and bool(finite.all()):
+                lo, hi = float(x.min()), float(x.max())
+                if lo < 0 or hi > self.levels:
+                    raise FlowInputError(
+                        f"{type(self).__name__}.log_prob got pixel values in [{lo:g}, {hi:g}], outside [0, "
+                        f"{self.levels}] (dequantized pixels of {self.levels} levels): pass integer pixels "
+                        f"0..{self.levels - 1} through flowlib.images.dequantize, not scaled or raw values.")
+        return super().log_prob(x)

@@ -97,14 +97,19 @@ def test_wrong_checksum_download_is_rejected(real_files, isolated, serve, tmp_pa
     shutil.copytree(real_files, bad)
     (bad / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00" * 60008))
     url = serve(bad)
-    with pytest.raises(F.DataError, match="SHA-256.*corrupt or a different file"):
+    with pytest.raises(F.DataError, match="SHA-256.*corrupt or a different file") as info:
         F.locate(root=tmp_path / "dl", url=url, progress=False)
     assert not (tmp_path / "dl" / "train-labels-idx1-ubyte.gz").exists()
+    assert list((tmp_path / "dl").glob("*.part")) == []
+    message = str(info.value)
+    assert "downloaded from " + url in message and "Nothing was kept" in message
+    assert ".part" not in message, "the message must not point at a temporary file that no longer exists"
 
 
 def test_no_network_and_no_local_copy(isolated, tmp_path):
-    with pytest.raises(F.DataError, match="could not download.*apt-get install dataset-fashion-mnist"):
+    with pytest.raises(F.DataError, match="could not download.*apt-get install dataset-fashion-mnist") as info:
         F.locate(root=tmp_path / "dl", url="http://127.0.0.1:9/", progress=False)
+    assert str(tmp_path / "dl") in str(info.value), "the folder the user passed must be named"
 
 
 def test_corrupt_local_file_is_named(real_files, isolated, tmp_path):
@@ -112,8 +117,25 @@ def test_corrupt_local_file_is_named(real_files, isolated, tmp_path):
     shutil.copytree(real_files, local)
     data = (local / "t10k-images-idx3-ubyte.gz").read_bytes()
     (local / "t10k-images-idx3-ubyte.gz").write_bytes(data[:1000])
-    with pytest.raises(F.DataError, match="t10k-images-idx3-ubyte.gz is not a complete gzip file"):
+    with pytest.raises(F.DataError, match="t10k-images-idx3-ubyte.gz is not a complete, valid gzip file"):
         F.load("test", root=local)
+
+
+@pytest.mark.parametrize("where", [0.4, 0.5], ids=["zlib-error", "crc-error"])
+def test_flipped_bytes_inside_a_local_gz_are_the_loaders_error_with_what_to_do(real_files, isolated, tmp_path, where):
+    """16 flipped bytes: at 40% of this file they break the deflate stream (a raw zlib.error escaped before the fix),
+    at 50% only the CRC notices."""
+    local = tmp_path / "local"
+    shutil.copytree(real_files, local)
+    path = local / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    at = int(len(raw) * where)
+    raw[at: at + 16] = bytes(b ^ 0xFF for b in raw[at: at + 16])
+    path.write_bytes(bytes(raw))
+    with pytest.raises(F.DataError) as info:
+        F.load("test", root=local)
+    message = str(info.value)
+    assert str(path) in message and f"rm {path}" in message and "downloads it from" in message
 
 
 def test_incomplete_folder_without_download(real_files, isolated, tmp_path):

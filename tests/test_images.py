@@ -138,12 +138,13 @@ def test_checkpoint_round_trip_and_manifest_errors(tmp_path):
     assert payload["config"] == {"a": 1}
     manifest = tmp_path / "manifest.json"
     checkpoints.write_manifest_entry("m", {"file": "m.pt", "sha256": checkpoints.sha256(path),
-                                           "command": "python -m flowlib.training.images m"}, manifest)
+                                           "command": "python -m flowlib.training m", "config": {"a": 1}},
+                                manifest)
     assert checkpoints.load_pretrained("m", manifest)[1]["file"] == "m.pt"
     with pytest.raises(checkpoints.CheckpointError, match="lists \\['m'\\]"):
         checkpoints.load_pretrained("other", manifest)
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(checkpoints.CheckpointError, match="corrupt.*python -m flowlib.training.images m"):
+    with pytest.raises(checkpoints.CheckpointError, match="corrupt.*python -m flowlib.training m"):
         checkpoints.load_pretrained("m", manifest)
     path.unlink()
     with pytest.raises(checkpoints.CheckpointError, match="missing.*train it again"):

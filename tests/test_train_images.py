@@ -33,8 +33,18 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys)
 
 
 def test_a_checkpoint_from_another_configuration_is_refused(tmp_path):
+    other = TI.CONFIGS["realnvp-fmnist-tiny"].replace(lr=3e-4)
+    model = TI.build(other)
+    opt = torch.optim.Adam(model.parameters())
+    checkpoints.save(tmp_path / "last.pt", dict(
+        config=other.to_dict(), model=model.state_dict(), optimizer=opt.state_dict(),
+        scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0).state_dict(), step=3,
+        rng=torch.get_rng_state(), history=dict(step=[1, 2, 3], loss=[1.0, 1.0, 1.0], extra={}, seconds=1.0)))
+    with pytest.raises(checkpoints.CheckpointError, match="another configuration: lr = 0.0003 in the checkpoint, "
+                                                          "0.001 now.*another --workdir"):
+        TI.run("realnvp-fmnist-tiny", tmp_path, device="cpu")
     checkpoints.save(tmp_path / "last.pt", {"config": {"something": "else"}})
-    with pytest.raises(checkpoints.CheckpointError, match="another configuration"):
+    with pytest.raises(checkpoints.CheckpointError, match="not a training checkpoint"):
         TI.run("realnvp-fmnist-tiny", tmp_path, device="cpu")
 
 

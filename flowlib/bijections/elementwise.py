@@ -53,6 +53,19 @@ class Affine(Flow):
     def scale(self) -> Tensor:
         return self.sign * self.log_abs_scale.exp()
 
+    def _check_domain(self, v: Tensor, direction: str) -> None:
+        sample = tuple(v.shape[1:])
+        for name, p in (("scale", self.log_abs_scale), ("shift", self.shift)):
+            try:
+                fits = torch.broadcast_shapes(tuple(p.shape), sample) == sample
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise FlowInputError(
+                    f"Affine.{direction} expected a batch of samples that its {name} of shape {tuple(p.shape)} "
+                    f"broadcasts against without changing their shape, got input of shape {tuple(v.shape)} (samples "
+                    f"{sample}); pass a (B, ...) batch whose samples have the shape the Affine was built for.")
+
     def _logdet(self, x: Tensor) -> Tensor:
         return sum_except_batch(self.log_abs_scale.to(x.dtype).expand_as(x))
 

@@ -59,6 +59,12 @@ class ActNorm(Flow):
         """Its first forward pass in training mode sets the scales from the whole batch's statistics."""
         return self.training and not bool(self.initialised)
 
+    def _check_domain(self, v: Tensor, direction: str) -> None:
+        if v.dim() < 2 or v.shape[1] != self.num_channels:
+            from flowlib.core import FlowInputError
+            raise FlowInputError(f"ActNorm.{direction} expected (B, {self.num_channels}) or (B, {self.num_channels}, "
+                                 f"H, W) with {self.num_channels} channels in dimension 1, got {tuple(v.shape)}.")
+
     def _view(self, p: Tensor, x: Tensor) -> Tensor:  # (C,) -> (1, C, 1, 1) or (1, C)
         return p.to(x.dtype).reshape(1, -1, *([1] * (x.dim() - 2)))
 

@@ -43,6 +43,11 @@ MIN_SLOPE = 1e-3  # smallest knot slope
 _SLOPE_SHIFT = math.log(math.expm1(1.0 - MIN_SLOPE))  # softplus(0 + shift) + MIN_SLOPE = 1
 
 
+def _check_bins(bins) -> None:
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
+        raise ValueError(f"a spline's number of bins must be an integer >= 2 (e.g. bins=8), got {bins!r}.")
+
+
 def spline_params(raw: Tensor, bins: int) -> tuple[Tensor, Tensor, Tensor]:
     """Split unconstrained parameters (..., 3K - 1) into raw widths (..., K), heights (..., K), slopes (..., K - 1)."""
     if raw.shape[-1] != 3 * bins - 1:
@@ -135,8 +140,9 @@ class RQSpline(Flow):
     def __init__(self, shape: Sequence[int] | int, bins: int = 8, bound: float = 3.0):
         super().__init__()
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if bins < 2:
-            raise ValueError(f"a spline needs at least 2 bins, got {bins}.")
+        _check_bins(bins)
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
+            raise ValueError(f"RQSpline's shape must be positive integers, e.g. (2,), got {shape}.")
         if not bound > 0:
             raise ValueError(f"bound must be > 0, got {bound}.")
         self.event_shape, self.bins, self.bound = shape, int(bins), float(bound)
@@ -175,8 +181,7 @@ class SplineMAF(Flow):
             if order != "reverse":
                 raise ValueError(f"order must be a permutation, None or 'reverse', got {order!r}.")
             order = torch.arange(dim - 1, -1, -1)
-        if bins < 2:
-            raise ValueError(f"a spline needs at least 2 bins, got {bins}.")
+        _check_bins(bins)
         if not bound > 0:
             raise ValueError(f"bound must be > 0, got {bound}.")
         self.made = MADE(dim, hidden, n_params=3 * bins - 1, order=order, activation=activation)

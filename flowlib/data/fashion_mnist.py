@@ -20,6 +20,7 @@ import pathlib
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 import torch
@@ -61,25 +62,30 @@ def candidate_dirs(root: str | os.PathLike | None = None) -> list[pathlib.Path]:
     return dirs + [REPO_DIR, DEBIAN_DIR]
 
 
-def verify(path: pathlib.Path, name: str | None = None) -> bytes:
+def verify(path: pathlib.Path, name: str | None = None, source: str | None = None) -> bytes:
     """The decompressed bytes of ``path``, after checking them: raise DataError unless the file holds the right data
-    (decompressed SHA-256, or the origin's published MD5 of the .gz). ``name`` is the file's Fashion-MNIST name when
-    ``path`` is a temporary file."""
+    (decompressed SHA-256, or the origin's published MD5 of the .gz). ``name`` is the file's Fashion-MNIST name and
+    ``source`` the URL when ``path`` is a download in progress (a temporary file that is removed on failure)."""
     name = name or path.name
     sha, size, md5 = FILES[name]
     raw = path.read_bytes()
+    if source is not None:  # a download: the temporary file is gone by the time the user reads this
+        what, fix = f"the file downloaded from {source}", "Nothing was kept; run again to download it anew."
+    else:
+        what, fix = str(path), (f"Delete it (rm {path}) and run again: the next run looks for the file in the other "
+                                f"folders and otherwise downloads it from {ORIGIN} into {path.parent}.")
     try:
         data = gzip.decompress(raw)
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path} is not a complete gzip file ({e}): it is truncated or corrupt. Delete it and run "
-                        f"again. {HOW_TO_GET}") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{what} is not a complete, valid gzip file ({type(e).__name__}: {e}): it is truncated or "
+                        f"corrupt. {fix} {HOW_TO_GET}") from None
     if hashlib.md5(raw).hexdigest() == md5:
         return data
     got = hashlib.sha256(data).hexdigest()
     if got != sha:
-        raise DataError(f"{path} holds {len(data)} bytes with SHA-256 {got[:16]}..., but Fashion-MNIST's "
+        raise DataError(f"{what} holds {len(data)} bytes with SHA-256 {got[:16]}..., but Fashion-MNIST's "
                         f"{name} has {size} bytes with SHA-256 {sha[:16]}...: it is corrupt or a different "
-                        f"file. Delete it and run again. {HOW_TO_GET}")
+                        f"file. {fix} {HOW_TO_GET}")
     return data
 
 
@@ -108,12 +114,15 @@ def locate(root: str | os.PathLike | None = None, download: bool = True, url: st
         if dest.is_file():
             verify(dest)
             continue
-        fetch(url.rstrip("/") + "/" + name, dest, progress=progress)
+        fetch(url.rstrip("/") + "/" + name, dest, progress=progress, looked_in=candidate_dirs(root))
     return target
 
 
-def fetch(url: str, dest: pathlib.Path, progress: bool = True, timeout: float = 30.0) -> None:
-    """Download ``url`` to ``dest`` atomically (temporary file, then rename) and verify it."""
+def fetch(url: str, dest: pathlib.Path, progress: bool = True, timeout: float = 30.0,
+          looked_in: list[pathlib.Path] | None = None) -> None:
+    """Download ``url`` to ``dest`` atomically (temporary file, then rename) and verify it. ``looked_in``: the folders
+    searched before (named in the message when the download fails)."""
+    looked_in = looked_in if looked_in is not None else candidate_dirs(dest.parent)
     from tqdm.auto import tqdm
 
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
@@ -132,12 +141,12 @@ def fetch(url: str, dest: pathlib.Path, progress: bool = True, timeout: float = 
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             raise DataError(f"could not download {url}: {reason}. No local copy was found either "
-                            f"(looked in {[str(d) for d in candidate_dirs()]}). {HOW_TO_GET}") from None
+                            f"(looked in {[str(d) for d in looked_in]}). {HOW_TO_GET}") from None
         got = tmp.stat().st_size
         if total is not None and got != total:
             raise DataError(f"the download of {url} stopped after {got} of {total} bytes (truncated). Nothing was "
                             f"kept; run again. {HOW_TO_GET}")
-        verify(tmp, dest.name)
+        verify(tmp, dest.name, source=url)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

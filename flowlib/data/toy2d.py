@@ -99,6 +99,9 @@ class Toy2D:
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{self.name}.log_prob expected x of shape (B, 2), got {shape}.")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{self.name}.log_prob got {int((~torch.isfinite(x)).sum())} non-finite value(s) (NaN or "
+                             f"inf) in x of shape {tuple(x.shape)}; a density is defined at finite points only.")
         return self._log_prob(x.detach().double()).to(x.dtype if x.is_floating_point() else torch.float32)
 
     def entropy(self, n: int = 200_000, seed: int = 12345) -> Floor:
