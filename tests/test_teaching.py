@@ -160,3 +160,92 @@ def test_sphinx_project_and_guide_are_in_the_repository():
     guide = (ROOT / "docs" / "lecturer-guide.md").read_text()
     for lesson in LESSONS:
         assert lesson.stem[:2] in guide, f"the lecturer's guide does not mention lesson {lesson.stem[:2]}"
+
+
+# ---- solution cells: they neither spoil nor overwrite ---------------------------------------------------------------
+def _solution_names(cell) -> list[str]:
+    """Names a solution cell defines at top level (functions and assigned variables)."""
+    import ast
+
+    body = "\n".join(cell.source.splitlines()[1:])  # without the %%solution line
+    names = []
+    for node in ast.parse(body).body:
+        if isinstance(node, ast.FunctionDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def _exercise_pairs(nb):
+    """(exercise cell, solution cell) for every solution: the exercise is the code cell just before it."""
+    pairs = []
+    for i, cell in enumerate(nb.cells):
+        if is_solution(cell):
+            exercise = next(c for c in reversed(nb.cells[:i]) if c.cell_type == "code")
+            pairs.append((exercise, cell))
+    return pairs
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_solution_cells_are_collapsed_behind_a_neutral_first_line(path):
+    from flowlib.exercises import SOLUTION_FIRST_LINE
+
+    for exercise, solution in _exercise_pairs(nbformat.read(path, as_version=4)):
+        first = solution.source.splitlines()[0]
+        # JupyterLab shows a collapsed cell's first line: it must be the note, not a line of the answer
+        assert first == SOLUTION_FIRST_LINE, f"{path.name}: solution cell {solution.id} starts with {first!r}"
+        assert solution.metadata.get("jupyter", {}).get("source_hidden") is True, solution.id
+        assert _solution_names(solution), f"{path.name}: solution {solution.id} defines no answer"
+
+
+def test_run_solution_keeps_the_learners_names():
+    from flowlib.exercises import run_solution
+
+    def mine(x):
+        return "mine"
+
+    namespace = {"answer": mine, "value": 1}
+    out = run_solution("def answer(x):\n    return 'reference'\nvalue = 2\nanswer(0), value", namespace)
+    assert out == ("reference", 2)  # the cell's last expression is evaluated in the copy
+    assert namespace["answer"] is mine and namespace["value"] == 1
+    assert run_solution("value = 3", namespace) is None and namespace["value"] == 1
+
+
+WRONG = 12345.0
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tmp_path):
+    """The lesson's set-up cells, then each exercise with a wrong answer followed by its solution cell, run in order
+    in a kernel (as Run All does); afterwards every answer name still holds the wrong answer, and checking it again
+    still says it is wrong, while each solution cell showed the checker's verdict on the reference."""
+    from flowlib.course.execute import execute
+
+    nb = nbformat.read(path, as_version=4)
+    pairs = _exercise_pairs(nb)
+    first_exercise = nb.cells.index(pairs[0][0])
+    cells = [nbformat.v4.new_code_cell("_wrong_answers = {}")]
+    cells += [nbformat.v4.new_code_cell(c.source) for c in nb.cells[:first_exercise]
+              if c.cell_type == "code" and "import " in c.source]
+    final = []
+    for exercise, solution in pairs:
+        names = _solution_names(solution)
+        checks = [line for line in exercise.source.splitlines() if re.match(r"^\w[\w.]*check_\w+\(", line)]
+        assert len(checks) == 1, f"{path.name}: the exercise cell {exercise.id} should end with one check call"
+        wrong = [f"def {n}(*args, **kwargs):\n    return {WRONG}\n" if re.search(rf"^def {n}\(", solution.source, re.M)
+                 else f"{n} = {WRONG}\n" for n in names]
+        wrong += [f"_wrong_answers[{n!r}] = {n}\n" for n in names]
+        cells.append(nbformat.v4.new_code_cell("".join(wrong) + checks[0]))
+        cells.append(nbformat.v4.new_code_cell(solution.source))
+        final.append(f"_r = {checks[0]}\nassert _r.status == 'wrong', ('{exercise.id}', str(_r))\n")
+    final.append("for _n, _v in _wrong_answers.items():\n"
+                 "    assert globals()[_n] is _v, f'{_n} was replaced by the solution cell'\n")
+    cells.append(nbformat.v4.new_code_cell("".join(final)))
+    run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
+    execute(run, path.parent, fast=True, timeout=300)  # raises on any failed assert
+    for k in range(len(pairs)):
+        exercise_out = "\n".join(_text(o) for o in cells[-2 * len(pairs) - 1 + 2 * k].outputs).lower()
+        solution_out = "\n".join(_text(o) for o in cells[-2 * len(pairs) + 2 * k].outputs).lower()
+        assert "not yet right" in exercise_out, exercise_out
+        assert "correct" in solution_out and "not yet right" not in solution_out, solution_out
