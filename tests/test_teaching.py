@@ -249,3 +249,42 @@ def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tm
         solution_out = "\n".join(_text(o) for o in cells[-2 * len(pairs) + 2 * k].outputs).lower()
         assert "not yet right" in exercise_out, exercise_out
         assert "correct" in solution_out and "not yet right" not in solution_out, solution_out
+
+
+# ---- executed copies per mode, and the fast-mode banner -------------------------------------------------------------
+def test_fast_and_normal_copies_live_apart_and_neither_replaces_the_other(tmp_path):
+    from flowlib.course.execute import executed_lessons, is_fast
+
+    lesson = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nprint('mode', os.environ['FLOWS_FAST'])")]), lesson)
+    cache, quiet = tmp_path / "executed", (lambda msg: None)
+    [normal] = executed_lessons([lesson], cache, fast=False, log=quiet)
+    [fast] = executed_lessons([lesson], cache, fast=True, log=quiet)
+    assert normal != fast and normal.parent.name == "normal" and fast.parent.name == "fast"
+    normal_nb, fast_nb = nbformat.read(normal, as_version=4), nbformat.read(fast, as_version=4)
+    assert "mode 0" in normal_nb.cells[0].outputs[0]["text"] and not is_fast(normal_nb)
+    assert "mode 1" in fast_nb.cells[0].outputs[0]["text"] and is_fast(fast_nb)
+    log = []
+    assert executed_lessons([lesson], cache, fast=False, log=log.append) == [normal]
+    assert "up to date" in log[0], log  # the fast run did not invalidate the normal copy
+
+
+def test_a_fast_build_carries_a_banner_on_every_page(built_exports):
+    from flowlib.course.execute import FAST_BANNER
+
+    # built_exports: lesson 01 executed in fast mode, the others as stored (not executed, so not "fast")
+    decks = built_exports["decks"]
+    assert FAST_BANNER in decks[0].read_text() and "flows-fast-banner" in decks[0].read_text()
+    assert all(FAST_BANNER not in d.read_text() for d in decks[1:])
+    pages = sorted(built_exports["site"].rglob("*.html"))
+    assert len(pages) >= len(LESSONS) + 2
+    for page in pages:
+        if page.name not in ("search.html", "genindex.html"):
+            assert FAST_BANNER in html_unescape(page.read_text()), f"{page.name} has no fast-mode banner"
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

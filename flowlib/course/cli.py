@@ -21,13 +21,16 @@ def _pick_lessons(names: list[str]) -> list[pathlib.Path]:
 
 
 def _executed(args, log) -> list[pathlib.Path]:
-    from .execute import executed_lessons
+    from .execute import executed_lessons, mode_dir
 
     lessons = _pick_lessons(args.lessons)
     if args.no_execute:
         log("not executing the lessons (--no-execute): code cells will have no outputs")
         return lessons
-    log(f"executing {len(lessons)} lesson(s) into {args.cache} (reused while unchanged)")
+    if args.fast:
+        log("fast mode: the outputs come from shortened runs and may contradict the text; every page gets a banner "
+            "that says so. Build without --fast for a lecture or a published site.")
+    log(f"executing {len(lessons)} lesson(s) into {mode_dir(args.cache, args.fast)} (reused while unchanged)")
     return executed_lessons(lessons, args.cache, fast=args.fast, force=args.force, log=log)
 
 
@@ -42,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, what in (("slides", "reveal.js slides"), ("site", "the static course site (Sphinx + MyST-NB)")):
         p = sub.add_parser(name, help=f"execute the lessons and build {what}; opens offline")
         p.add_argument("--out", type=pathlib.Path, default=BUILD_DIR / name)
-        p.add_argument("--fast", action="store_true", help="execute in fast mode (FLOWS_FAST=1): quick, rougher")
+        p.add_argument("--fast", action="store_true",
+                       help="execute in fast mode (FLOWS_FAST=1): quick, rougher, every page bannered; its executed "
+                            "copies are kept apart from the normal ones")
         p.add_argument("--no-execute", action="store_true", help="use the lessons as stored (no outputs)")
         p.add_argument("--force", action="store_true", help="execute again even if an executed copy is current")
         p.add_argument("--cache", type=pathlib.Path, default=BUILD_DIR / "executed",
-                       help="where executed copies are kept (default: build/executed)")
+                       help="where executed copies are kept, one folder per mode (default: build/executed)")
         p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

@@ -1,8 +1,10 @@
 """Execute lessons top to bottom with nbclient, keeping the widgets' last state, and cache the executed copies.
 
-Slides and site are built from the same executed copies in ``build/executed/``. A copy is reused while its lesson,
-flowlib's source and the mode (normal or fast) are unchanged, so ``./course slides`` after ``./course site`` does
-not execute anything again.
+Slides and site are built from the same executed copies, kept per mode: ``build/executed/normal/`` and
+``build/executed/fast/``, so a fast run never replaces the normal copies. A copy is reused while its lesson and
+flowlib's source are unchanged, so ``./course slides`` after ``./course site`` does not execute anything again.
+Each copy records its mode in ``metadata.flows_executed.fast``; the builders put a banner on every page of a build
+that contains a fast-mode copy (``is_fast``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import nbformat
 
 from . import ROOT
 
+FAST_BANNER = ("Fast-mode build: these outputs come from shortened runs (FLOWS_FAST=1) and may contradict the "
+               "text. Build without --fast for teaching or publishing.")
 DEFAULT_TIMEOUT = 3600  # seconds per cell: a lesson in normal mode may train for a while
 
 
@@ -47,9 +51,21 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
+def mode_dir(cache: pathlib.Path, fast: bool) -> pathlib.Path:
+    """The cache slot of one mode: ``<cache>/fast`` or ``<cache>/normal``."""
+    return pathlib.Path(cache) / ("fast" if fast else "normal")
+
+
+def is_fast(nb: nbformat.NotebookNode) -> bool:
+    """True if ``nb`` is an executed copy made in fast mode (its outputs come from shortened runs)."""
+    return bool(nb.metadata.get("flows_executed", {}).get("fast"))
+
+
 def executed_lessons(lessons: list[pathlib.Path], cache: pathlib.Path, fast: bool, force: bool = False,
                      log=print) -> list[pathlib.Path]:
-    """Executed copies of ``lessons`` in ``cache`` (reusing up-to-date ones); returns their paths in order."""
+    """Executed copies of ``lessons`` in ``cache``'s slot for the mode (reusing up-to-date ones); returns their paths
+    in order."""
+    cache = mode_dir(cache, fast)
     cache.mkdir(parents=True, exist_ok=True)
     digest = _source_digest()
     out = []

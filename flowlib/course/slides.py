@@ -15,6 +15,7 @@ import shutil
 import nbformat
 
 from .assets import assert_offline, copy_assets
+from .execute import FAST_BANNER, is_fast
 from .static_widgets import snapshot_widgets
 from .student import is_solution
 
@@ -56,8 +57,10 @@ def export_slides(notebooks: list[pathlib.Path], out: pathlib.Path) -> list[path
                               exclude_input_prompt=True, exclude_output_prompt=True)
     decks = []
     for path in notebooks:
-        nb = lecture_notebook(nbformat.read(path, as_version=4))
-        body, _ = exporter.from_notebook_node(nb, resources={"flows_assets": ASSETS,
+        nb = nbformat.read(path, as_version=4)
+        banner = FAST_BANNER if is_fast(nb) else ""
+        nb = lecture_notebook(nb)
+        body, _ = exporter.from_notebook_node(nb, resources={"flows_assets": ASSETS, "flows_banner": banner,
                                                              "metadata": {"name": title_of(nb, path.stem)}})
         target = out / f"{path.stem}.slides.html"
         target.write_text(body, encoding="utf-8")
