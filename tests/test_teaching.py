@@ -288,3 +288,38 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+# ---- the student's working copy -------------------------------------------------------------------------------------
+def test_working_copy_is_created_never_overwritten_extended_and_reset_per_lesson(tmp_path):
+    from flowlib.course.student import reset_lesson, sync_working_copy
+
+    work = tmp_path / "my-notebooks"
+    added, kept = sync_working_copy(work, LESSONS[:2])
+    assert [p.name for p in added] == [p.name for p in LESSONS[:2]] and kept == []
+    mine = nbformat.read(added[0], as_version=4)
+    mine.cells[0].source = "my own notes"
+    nbformat.write(mine, added[0])
+    # the course gains a lesson: it is added, the student's edited lesson is left alone
+    added, kept = sync_working_copy(work, LESSONS[:3])
+    assert [p.name for p in added] == [LESSONS[2].name] and len(kept) == 2
+    assert nbformat.read(work / LESSONS[0].name, as_version=4).cells[0].source == "my own notes"
+    # reset one lesson: the course's version is back, the student's is kept aside
+    target, backup = reset_lesson(LESSONS[0].name[:2], work, LESSONS[:3])
+    assert nbformat.read(target, as_version=4).cells[0].source == nbformat.read(LESSONS[0], 4).cells[0].source
+    assert nbformat.read(backup, as_version=4).cells[0].source == "my own notes"
+    with pytest.raises(ValueError, match="give a lesson number"):
+        reset_lesson("99", work, LESSONS)
+
+
+def test_course_commands_for_the_working_copy(tmp_path):
+    work = tmp_path / "work"
+    run = [sys.executable, "-m", "flowlib.course"]
+    r = subprocess.run(run + ["workcopy", "--dir", str(work)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in work.glob("*.ipynb")) == [p.name for p in LESSONS]
+    r = subprocess.run(run + ["reset", "--dir", str(work), "01"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "course's version again" in r.stdout, r.stderr
+    assert "/my-notebooks/" in (ROOT / ".gitignore").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    assert "my-notebooks/" in readme and "./course reset" in readme

@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("assets", help="fetch the pinned reveal.js and MathJax (once) for offline slides and site")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("workcopy", help="create or update the student's working copy (new lessons only, never "
+                                        "overwriting one)")
+    p.add_argument("--dir", type=pathlib.Path, default=None, help="the working copy (default: my-notebooks/)")
+    p = sub.add_parser("reset", help="put one lesson of the working copy back to the course's version")
+    p.add_argument("--dir", type=pathlib.Path, default=None, help="the working copy (default: my-notebooks/)")
+    p.add_argument("lesson", help="a lesson number or name, e.g. 03")
     p = sub.add_parser("student", help="write the student edition: every lesson without its solution cells")
     p.add_argument("--out", type=pathlib.Path, default=BUILD_DIR / "student")
     p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
@@ -66,6 +72,25 @@ def main(argv: list[str] | None = None) -> int:
             from .assets import ensure_assets
 
             ensure_assets(quiet=args.quiet)
+        elif args.command in ("workcopy", "reset"):
+            from .student import WORK_DIR, reset_lesson, sync_working_copy
+
+            work = args.dir or WORK_DIR
+            if args.command == "workcopy":
+                added, kept = sync_working_copy(work)
+                for path in added:
+                    print(f"course: copied {path.name} into {_show(work)}")
+                if not kept:
+                    print(f"course: your working copy is {_show(work)} (your answers are saved there; "
+                          f"'./course reset NN' restarts one lesson)")
+            else:
+                try:
+                    target, backup = reset_lesson(args.lesson, work)
+                except ValueError as e:
+                    print(f"course: {e}", file=sys.stderr)
+                    return 2
+                print(f"course: {target.name} is the course's version again" +
+                      (f"; yours is in {_show(backup)}" if backup else ""))
         elif args.command == "student":
             from .student import write_student_edition
 
