@@ -323,3 +323,26 @@ def test_course_commands_for_the_working_copy(tmp_path):
     assert "/my-notebooks/" in (ROOT / ".gitignore").read_text().splitlines()
     readme = (ROOT / "README.md").read_text()
     assert "my-notebooks/" in readme and "./course reset" in readme
+
+
+def test_a_text_or_slide_edit_reuses_the_outputs_and_a_code_edit_executes_again(tmp_path):
+    from flowlib.course.execute import executed_lessons
+
+    lesson = tmp_path / "00_tiny.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Old title"),
+                                         nbformat.v4.new_code_cell("import time\nprint(time.time())")])
+    nbformat.write(nb, lesson)
+    cache, log = tmp_path / "executed", []
+    [copy] = executed_lessons([lesson], cache, fast=True, log=log.append)
+    printed = nbformat.read(copy, as_version=4).cells[1].outputs[0]["text"]
+    nb.cells[0].source = "# New title"
+    nb.cells[1].metadata["tags"] = ["slide-output-only"]
+    nbformat.write(nb, lesson)
+    [copy] = executed_lessons([lesson], cache, fast=True, log=log.append)
+    again = nbformat.read(copy, as_version=4)
+    assert "up to date" in log[-1] and again.cells[0].source == "# New title"
+    assert again.cells[1].metadata["tags"] == ["slide-output-only"] and again.cells[1].outputs[0]["text"] == printed
+    nb.cells[1].source += "\nprint('changed')"
+    nbformat.write(nb, lesson)
+    [copy] = executed_lessons([lesson], cache, fast=True, log=log.append)
+    assert "executed in" in log[-1] and "changed" in nbformat.read(copy, as_version=4).cells[1].outputs[-1]["text"]
