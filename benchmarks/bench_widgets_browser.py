@@ -83,6 +83,7 @@ def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tup
         probe = page.evaluate("window.__flowsProbe")
         times.append(max(probe["picture"], probe["text"]) - probe["key"])
         page.wait_for_timeout(150)  # let the kernel go idle: the next press is an isolated update
+    info["readout_unchanged"] = unchanged
     return info, times
 
 

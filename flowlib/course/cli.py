@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("reset", help="put one lesson of the working copy back to the course's version")
     p.add_argument("--dir", type=pathlib.Path, default=None, help="the working copy (default: my-notebooks/)")
     p.add_argument("lesson", help="a lesson number or name, e.g. 03")
+    p = sub.add_parser("times", help="the measured time of each section and slow cell of the executed lessons")
+    p.add_argument("--fast", action="store_true", help="the fast-mode copies (default: the normal ones)")
+    p.add_argument("--cache", type=pathlib.Path, default=BUILD_DIR / "executed")
+    p.add_argument("--slow", type=float, default=2.0, help="list cells slower than this many seconds (default 2)")
+    p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
     p = sub.add_parser("student", help="write the student edition: every lesson without its solution cells")
     p.add_argument("--out", type=pathlib.Path, default=BUILD_DIR / "student")
     p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
@@ -91,6 +96,25 @@ def main(argv: list[str] | None = None) -> int:
                     return 2
                 print(f"course: {target.name} is the course's version again" +
                       (f"; yours is in {_show(backup)}" if backup else ""))
+        elif args.command == "times":
+            import nbformat
+
+            from .execute import mode_dir, section_times
+
+            folder = mode_dir(args.cache, args.fast)
+            for lesson in _pick_lessons(args.lessons):
+                path = folder / lesson.name
+                if not path.exists():
+                    print(f"{lesson.stem}: not executed yet in {_show(folder)} (run ./course slides first)")
+                    continue
+                nb = nbformat.read(path, as_version=4)
+                sections = section_times(nb, args.slow)
+                print(f"{lesson.stem}: {sum(s for _, s, _ in sections):.0f} s in all "
+                      f"({'fast' if args.fast else 'normal'} mode)")
+                for title, seconds, slow in sections:
+                    print(f"  {seconds:7.1f} s  {title}")
+                    for first, t in slow:
+                        print(f"           {t:6.1f} s  {first}")
         elif args.command == "student":
             from .student import write_student_edition
 

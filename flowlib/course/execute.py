@@ -120,3 +120,33 @@ def executed_lessons(lessons: list[pathlib.Path], cache: pathlib.Path, fast: boo
         log(f"  {path.name}: executed in {seconds:.0f} s")
         out.append(target)
     return out
+
+
+def cell_seconds(cell) -> float | None:
+    """Wall time of an executed code cell (nbclient's timestamps), or None if it carries none."""
+    from datetime import datetime
+
+    t = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" not in t or "shell.execute_reply" not in t:
+        return None
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(t["shell.execute_reply"]) - parse(t["iopub.execute_input"])).total_seconds()
+
+
+def section_times(nb: nbformat.NotebookNode, slow: float = 2.0) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """[(section heading, seconds, [(first line of a cell slower than ``slow`` s, seconds)])] of an executed lesson;
+    a section starts at each markdown heading of level 1 or 2."""
+    sections = [["(start)", 0.0, []]]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith(("# ", "## ")):
+                    sections.append([line.lstrip("# ").strip(), 0.0, []])
+                    break
+        elif cell.cell_type == "code":
+            seconds = cell_seconds(cell) or 0.0
+            sections[-1][1] += seconds
+            if seconds >= slow:
+                first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+                sections[-1][2].append((first[:70], seconds))
+    return [tuple(s) for s in sections if s[1] > 0 or s[0] != "(start)"]

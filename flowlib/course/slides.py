@@ -56,6 +56,13 @@ def shows_output_only(cell) -> bool:
             and len(cell.source.strip().splitlines()) > LONG_CODE_LINES)
 
 
+def _is_progress_or_stderr(output) -> bool:
+    if output.get("output_type") == "stream":
+        return output.get("name") == "stderr"
+    html = "".join(output.get("data", {}).get("text/html", ""))
+    return "flows-widget-output" in html and "<progress" in html  # a finished progress bar's snapshot
+
+
 def lecture_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook as it is presented: widgets as snapshots, unmarked solution cells skipped, long figure cells
     as their figure only (``shows_output_only``)."""
@@ -65,8 +72,7 @@ def lecture_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if is_solution(cell):
             cell.metadata.setdefault("slideshow", {}).setdefault("slide_type", "skip")
         if cell.cell_type == "code":  # progress bars and warnings belong in a live session, not on a slide
-            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream"
-                                                            and o.get("name") == "stderr")]
+            cell.outputs = [o for o in cell.outputs if not _is_progress_or_stderr(o)]
         if shows_output_only(cell):
             cell.metadata.setdefault("transient", {})["remove_source"] = True  # nbconvert leaves the input out
     return nb

@@ -43,9 +43,9 @@ def fit_decks(tmp_path_factory):
 
 
 def overflowing(page, deck) -> tuple[dict, list[dict]]:
-    page.goto(deck.as_uri())
-    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=30_000)
-    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+    page.goto(deck.as_uri(), timeout=180_000)  # a deck is several MB of figures; a busy machine is slow to load it
+    page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=120_000)
+    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=120_000)
     page.evaluate("MathJax.startup.promise")
     page.evaluate("Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
     measured = page.evaluate(MEASURE)
