@@ -47,7 +47,8 @@ INSTALL = """(idx) => {
     }
   }).observe(box, {subtree: true, childList: true, characterData: true, attributes: true,
                    attributeFilter: ['src']});
-  const label = box.querySelector('.widget-slider .widget-label');
+  const visible = [...box.querySelectorAll('.widget-slider')].filter(e => e.offsetParent !== null);
+  const label = visible.length ? visible[0].querySelector('.widget-label') : null;
   return {count: boxes.length, hasText: !!box.querySelector('.widget-html'),
           label: label ? label.textContent.trim() : '?'};
 }"""
@@ -66,7 +67,7 @@ def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tup
     box = page.locator(".jp-OutputArea-output > .widget-box, .jp-OutputArea-output > .jupyter-widgets.widget-box")
     box = box.filter(has=page.locator(".widget-slider")).nth(idx)
     box.scroll_into_view_if_needed()
-    handle = box.locator(".widget-slider .noUi-handle").first
+    handle = box.locator(".widget-slider:visible .noUi-handle").first  # a map's unused sliders are hidden
     handle.focus()
     times, unchanged = [], 0
     for i in range(presses):
@@ -117,7 +118,13 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
                 if not n:
                     print(f"{path.name}: no widget with a slider and a picture", flush=True)
                 for idx in range(n):
-                    info, times = measure_widget(page, idx, presses)
+                    try:
+                        info, times = measure_widget(page, idx, presses)
+                    except Exception as err:  # no picture change within the timeout: a failure, reported
+                        report("widget_latency_browser", f"lesson{path.name[:2]}_widget{idx + 1}_median_ms", None,
+                               "ms", MEDIAN_TARGET_MS, False, lesson=path.stem, widget=idx + 1,
+                               error=f"{type(err).__name__}: {str(err)[:200]}")
+                        continue
                     name = f"lesson{path.name[:2]}_widget{idx + 1}_{info['label'] or 'slider'}"
                     med, p90 = statistics.median(times), _percentile(times, 0.9)
                     page.screenshot(path=str(artifacts / f"widget-bench-{name}.png"))
