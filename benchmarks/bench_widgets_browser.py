@@ -72,6 +72,12 @@ def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tup
     times, unchanged = [], 0
     for i in range(presses):
         key = "ArrowRight" if (i // 3) % 2 == 0 else "ArrowLeft"  # three steps right, three left, ...
+        now, low, high = (float(handle.get_attribute(a) or "nan")
+                          for a in ("aria-valuenow", "aria-valuemin", "aria-valuemax"))
+        if now >= high:  # at an end of its range a key press changes nothing: step back into the range
+            key = "ArrowLeft"
+        elif now <= low:
+            key = "ArrowRight"
         page.keyboard.press(key)
         page.wait_for_function("() => { const p = window.__flowsProbe; return p.key && p.picture > p.key; }",
                                timeout=timeout_s * 1000, polling=20)

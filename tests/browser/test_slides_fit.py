@@ -96,6 +96,6 @@ def test_fit_check_catches_an_overflowing_slide(chromium_context, tmp_path):
         measured, bad = overflowing(page, deck)
     finally:
         page.close()
-    assert [s["words"][:4] for s in bad] == ["Long"], bad
+    assert [s["words"][:4].lower() for s in bad] == ["long"], bad  # the theme sets headings in capitals
     assert len(measured["slides"]) == 2
 
