@@ -215,38 +215,47 @@ def test_run_solution_keeps_the_learners_names():
 WRONG = 12345.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tmp_path):
-    """The lesson's set-up cells, then each exercise with a wrong answer followed by its solution cell, run in order
-    in a kernel (as Run All does); afterwards every answer name still holds the wrong answer, and checking it again
-    still says it is wrong, while each solution cell showed the checker's verdict on the reference."""
+    """Every code cell of the lesson up to its last solution, in order, as Run All runs them (fast mode), with each
+    exercise given a wrong answer and followed by its solution cell; afterwards every answer name still holds the
+    wrong answer, checking it again still says it is wrong, and each solution cell showed the verdict "correct"."""
     from flowlib.course.execute import execute
 
     nb = nbformat.read(path, as_version=4)
     pairs = _exercise_pairs(nb)
-    first_exercise = nb.cells.index(pairs[0][0])
+    replaced = {id(exercise): solution for exercise, solution in pairs}
+    last = nb.cells.index(pairs[-1][1])
     cells = [nbformat.v4.new_code_cell("_wrong_answers = {}")]
-    cells += [nbformat.v4.new_code_cell(c.source) for c in nb.cells[:first_exercise]
-              if c.cell_type == "code" and "import " in c.source]
-    final = []
-    for exercise, solution in pairs:
+    final, exercise_cells, solution_cells = [], [], []
+    for cell in nb.cells[:last + 1]:  # every code cell in order, as Run All runs them, up to the last solution
+        if cell.cell_type != "code" or is_solution(cell):
+            continue
+        if id(cell) not in replaced:
+            cells.append(nbformat.v4.new_code_cell(cell.source))
+            continue
+        exercise, solution = cell, replaced[id(cell)]
         names = _solution_names(solution)
-        checks = [line for line in exercise.source.splitlines() if re.match(r"^\w[\w.]*check_\w+\(", line)]
+        checks = [line for line in exercise.source.splitlines() if re.match(r"^(?:\w+\.)?check_\w+\(", line)]
         assert len(checks) == 1, f"{path.name}: the exercise cell {exercise.id} should end with one check call"
         wrong = [f"def {n}(*args, **kwargs):\n    return {WRONG}\n" if re.search(rf"^def {n}\(", solution.source, re.M)
                  else f"{n} = {WRONG}\n" for n in names]
         wrong += [f"_wrong_answers[{n!r}] = {n}\n" for n in names]
         cells.append(nbformat.v4.new_code_cell("".join(wrong) + checks[0]))
+        exercise_cells.append(cells[-1])
         cells.append(nbformat.v4.new_code_cell(solution.source))
+        solution_cells.append(cells[-1])
         final.append(f"_r = {checks[0]}\nassert _r.status == 'wrong', ('{exercise.id}', str(_r))\n")
     final.append("for _n, _v in _wrong_answers.items():\n"
                  "    assert globals()[_n] is _v, f'{_n} was replaced by the solution cell'\n")
     cells.append(nbformat.v4.new_code_cell("".join(final)))
     run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
     execute(run, path.parent, fast=True, timeout=300)  # raises on any failed assert
-    for k in range(len(pairs)):
-        exercise_out = "\n".join(_text(o) for o in cells[-2 * len(pairs) - 1 + 2 * k].outputs).lower()
-        solution_out = "\n".join(_text(o) for o in cells[-2 * len(pairs) + 2 * k].outputs).lower()
+    assert len(exercise_cells) == len(pairs)
+    for exercise_cell, solution_cell in zip(exercise_cells, solution_cells):
+        exercise_out = "\n".join(_text(o) for o in exercise_cell.outputs).lower()
+        solution_out = "\n".join(_text(o) for o in solution_cell.outputs).lower()
         assert "not yet right" in exercise_out, exercise_out
         assert "correct" in solution_out and "not yet right" not in solution_out, solution_out
 
