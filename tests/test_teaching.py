@@ -242,7 +242,8 @@ def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tm
         wrong = [f"def {n}(*args, **kwargs):\n    return {WRONG}\n" if re.search(rf"^def {n}\(", solution.source, re.M)
                  else f"{n} = {WRONG}\n" for n in names]
         wrong += [f"_wrong_answers[{n!r}] = {n}\n" for n in names]
-        cells.append(nbformat.v4.new_code_cell("".join(wrong) + checks[0]))
+        rest = "\n".join(line for line in exercise.source.splitlines() if line != checks[0])
+        cells.append(nbformat.v4.new_code_cell(rest + "\n" + "".join(wrong) + checks[0]))  # the placeholder, overridden
         exercise_cells.append(cells[-1])
         cells.append(nbformat.v4.new_code_cell(solution.source))
         solution_cells.append(cells[-1])
