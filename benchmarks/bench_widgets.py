@@ -13,18 +13,18 @@ def _cases():
     import torch
 
     import flowlib as fl
-    from flowlib import widgets2d
-    from flowlib.autoregressive import maf
-    from flowlib.widgets import change_of_variables
+    from flowlib_teaching import maps2d, widgets
+    from flowlib.builders import maf
+    from flowlib_teaching.widgets import change_of_variables
 
     torch.manual_seed(0)
     model = fl.FlowModel(maf(2, num_layers=8, hidden=(64, 64)), fl.StandardNormal(2))
     return [
         ("lesson01_affine", change_of_variables(map_name="affine"), "b", lambda i: -2.0 + 0.4 * (i % 10)),
         ("lesson01_sinh-arcsinh", change_of_variables(map_name="sinh-arcsinh"), "skew", lambda i: -1.0 + 0.2 * (i % 10)),
-        ("lesson02_matrix_deformation", widgets2d.matrix_deformation(), "a", lambda i: -1.5 + 0.1 * (i % 30)),
-        ("lesson02_local_linearization", widgets2d.local_linearization(), "px", lambda i: -2.0 + 0.1 * (i % 40)),
-        ("lesson03_layer_stepper", widgets2d.layer_stepper(model), "k", lambda i: i % 9),
+        ("lesson02_matrix_deformation", widgets.matrix_deformation(), "a", lambda i: -1.5 + 0.1 * (i % 30)),
+        ("lesson02_local_linearization", widgets.local_linearization(), "px", lambda i: -2.0 + 0.1 * (i % 40)),
+        ("lesson03_layer_stepper", widgets.layer_stepper(model), "k", lambda i: i % 9),
     ]
 
 

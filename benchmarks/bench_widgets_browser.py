@@ -100,7 +100,7 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
     from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, JupyterLabServer
     from tests.browser.test_jupyterlab import run_all_cells
 
-    from flowlib.course import lesson_paths
+    from coursetools import lesson_paths
 
     paths = [p for p in lesson_paths() if any(p.name.startswith(n) for n in lessons)]
     missing = [n for n in lessons if not any(p.name.startswith(n) for p in paths)]

@@ -95,9 +95,25 @@ def test_course_script_rejects_unknown_commands():
     assert r.returncode != 0 and "unknown command 'dance'" in r.stderr and "./course lab" in r.stdout
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_and_its_text_twin_are_in_sync(path):
+    # Each lesson's source is reviewable as text: notebooks/NAME.py (jupytext py:percent) holds the same cells as
+    # notebooks/NAME.ipynb (the file nbval executes).
+    jupytext = pytest.importorskip("jupytext")
+    twin = path.with_suffix(".py")
+    fix = f"regenerate it with: jupytext --to py:percent {path.relative_to(ROOT)}"
+    assert twin.exists(), f"{twin.name} is missing; {fix}"
+    ipynb = json.loads(path.read_text())["cells"]
+    text = jupytext.reads(twin.read_text(), fmt="py:percent")["cells"]
+    assert len(text) == len(ipynb), f"{twin.name} has {len(text)} cells, {path.name} {len(ipynb)}; {fix}"
+    for i, (a, b) in enumerate(zip(ipynb, text)):
+        assert a["cell_type"] == b["cell_type"] and "".join(a["source"]).rstrip() == b["source"].rstrip(), \
+            f"cell {i} of {twin.name} differs from {path.name}; {fix}"
+
+
 # ---- which PyTorch the set-up installs (the logic only: nothing is downloaded) --------------------------------------
 def test_setup_chooses_the_cpu_wheel_without_an_nvidia_gpu_and_falls_back_to_the_mirror():
-    from flowlib.course.torch_choice import CPU_INDEX, TORCH_VERSION, choose_torch
+    from coursetools.torch_choice import CPU_INDEX, TORCH_VERSION, choose_torch
 
     pinned = f"torch=={TORCH_VERSION}"
     linux = dict(flows_torch=None, system="Linux")
@@ -117,7 +133,7 @@ def test_setup_chooses_the_cpu_wheel_without_an_nvidia_gpu_and_falls_back_to_the
 
 
 def test_setup_script_prints_its_choice_with_the_system_python(tmp_path):
-    script = ROOT / "flowlib" / "course" / "torch_choice.py"
+    script = ROOT / "coursetools" / "torch_choice.py"
     env = {k: v for k, v in os.environ.items() if k != "FLOWS_TORCH"}
     r = subprocess.run(["python3", str(script)], capture_output=True, text=True, timeout=60,
                        env={**env, "FLOWS_TORCH": "torch==2.13.0 --index-url https://example.org/whl"})

@@ -12,9 +12,9 @@ from html.parser import HTMLParser
 import nbformat
 import pytest
 
-from flowlib.course import ROOT, lesson_paths
-from flowlib.course.assets import check_offline, remote_loads
-from flowlib.course.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition, write_student_edition
+from coursetools import ROOT, lesson_paths
+from coursetools.assets import check_offline, remote_loads
+from coursetools.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition, write_student_edition
 
 LESSONS = lesson_paths()
 NOT_ANSWERED = "not answered yet"
@@ -43,7 +43,7 @@ def student_dir(tmp_path_factory):
 
 
 def test_course_student_command_writes_every_lesson(student_dir):
-    r = subprocess.run([sys.executable, "-m", "flowlib.course", "student", "--out", str(student_dir)],
+    r = subprocess.run([sys.executable, "-m", "coursetools", "student", "--out", str(student_dir)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
@@ -62,7 +62,7 @@ def _text(output) -> str:
 def test_student_notebook_runs_and_its_exercises_say_not_answered_yet(path, tmp_path):
     """Executed top to bottom (fast mode) in a folder of its own: no cell raises, and every exercise cell, left
     as the student receives it, prints "not answered yet" instead of failing."""
-    from flowlib.course.execute import execute
+    from coursetools.execute import execute
 
     [student_path] = write_student_edition(tmp_path / "student", [path])
     nb = nbformat.read(student_path, as_version=4)
@@ -189,7 +189,7 @@ def _exercise_pairs(nb):
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_solution_cells_are_collapsed_behind_a_neutral_first_line(path):
-    from flowlib.exercises import SOLUTION_FIRST_LINE
+    from flowlib_teaching.exercises.framework import SOLUTION_FIRST_LINE
 
     for exercise, solution in _exercise_pairs(nbformat.read(path, as_version=4)):
         first = solution.source.splitlines()[0]
@@ -200,7 +200,7 @@ def test_solution_cells_are_collapsed_behind_a_neutral_first_line(path):
 
 
 def test_run_solution_keeps_the_learners_names():
-    from flowlib.exercises import run_solution
+    from flowlib_teaching.exercises.framework import run_solution
 
     def mine(x):
         return "mine"
@@ -221,7 +221,7 @@ def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tm
     """Every code cell of the lesson up to its last solution, in order, as Run All runs them (fast mode), with each
     exercise given a wrong answer and followed by its solution cell; afterwards every answer name still holds the
     wrong answer, checking it again still says it is wrong, and each solution cell showed the verdict "correct"."""
-    from flowlib.course.execute import execute
+    from coursetools.execute import execute
 
     nb = nbformat.read(path, as_version=4)
     pairs = _exercise_pairs(nb)
@@ -263,7 +263,7 @@ def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tm
 
 # ---- executed copies per mode, and the fast-mode banner -------------------------------------------------------------
 def test_fast_and_normal_copies_live_apart_and_neither_replaces_the_other(tmp_path):
-    from flowlib.course.execute import executed_lessons, is_fast
+    from coursetools.execute import executed_lessons, is_fast
 
     lesson = tmp_path / "00_tiny.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
@@ -281,7 +281,7 @@ def test_fast_and_normal_copies_live_apart_and_neither_replaces_the_other(tmp_pa
 
 
 def test_a_fast_build_carries_a_banner_on_every_page(built_exports):
-    from flowlib.course.execute import FAST_BANNER
+    from coursetools.execute import FAST_BANNER
 
     # built_exports: lesson 01 executed in fast mode, the others as stored (not executed, so not "fast")
     decks = built_exports["decks"]
@@ -302,7 +302,7 @@ def html_unescape(text: str) -> str:
 
 # ---- the student's working copy -------------------------------------------------------------------------------------
 def test_working_copy_is_created_never_overwritten_extended_and_reset_per_lesson(tmp_path):
-    from flowlib.course.student import reset_lesson, sync_working_copy
+    from coursetools.student import reset_lesson, sync_working_copy
 
     work = tmp_path / "my-notebooks"
     added, kept = sync_working_copy(work, LESSONS[:2])
@@ -324,7 +324,7 @@ def test_working_copy_is_created_never_overwritten_extended_and_reset_per_lesson
 
 def test_course_commands_for_the_working_copy(tmp_path):
     work = tmp_path / "work"
-    run = [sys.executable, "-m", "flowlib.course"]
+    run = [sys.executable, "-m", "coursetools"]
     r = subprocess.run(run + ["workcopy", "--dir", str(work)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in work.glob("*.ipynb")) == [p.name for p in LESSONS]
@@ -336,7 +336,7 @@ def test_course_commands_for_the_working_copy(tmp_path):
 
 
 def test_a_text_or_slide_edit_reuses_the_outputs_and_a_code_edit_executes_again(tmp_path):
-    from flowlib.course.execute import executed_lessons
+    from coursetools.execute import executed_lessons
 
     lesson = tmp_path / "00_tiny.ipynb"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Old title"),

@@ -34,9 +34,9 @@ MEASURE = """() => {
 @pytest.fixture(scope="module")
 def fit_decks(tmp_path_factory):
     """Every lesson executed in fast mode (cached in build/executed/fast), exported as decks."""
-    from flowlib.course import BUILD_DIR, lesson_paths
-    from flowlib.course.execute import executed_lessons
-    from flowlib.course.slides import export_slides
+    from coursetools import BUILD_DIR, lesson_paths
+    from coursetools.execute import executed_lessons
+    from coursetools.slides import export_slides
 
     executed = executed_lessons(lesson_paths(), BUILD_DIR / "executed", fast=True, log=lambda msg: None)
     return export_slides(executed, tmp_path_factory.mktemp("fit-slides"))
@@ -81,7 +81,7 @@ def test_fit_check_catches_an_overflowing_slide(chromium_context, tmp_path):
     """The measurement itself: a deck with one slide of 60 lines must be reported, a short one must not."""
     import nbformat
 
-    from flowlib.course.slides import export_slides
+    from coursetools.slides import export_slides
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# Short\n\nOne line.", metadata={"slideshow": {"slide_type": "slide"}}),
