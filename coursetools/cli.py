@@ -21,13 +21,16 @@ def _pick_lessons(names: list[str]) -> list[pathlib.Path]:
 
 
 def _executed(args, log) -> list[pathlib.Path]:
-    from .execute import executed_lessons
+    from .execute import executed_lessons, mode_dir
 
     lessons = _pick_lessons(args.lessons)
     if args.no_execute:
         log("not executing the lessons (--no-execute): code cells will have no outputs")
         return lessons
-    log(f"executing {len(lessons)} lesson(s) into {args.cache} (reused while unchanged)")
+    if args.fast:
+        log("fast mode: the outputs come from shortened runs and may contradict the text; every page gets a banner "
+            "that says so. Build without --fast for a lecture or a published site.")
+    log(f"executing {len(lessons)} lesson(s) into {mode_dir(args.cache, args.fast)} (reused while unchanged)")
     return executed_lessons(lessons, args.cache, fast=args.fast, force=args.force, log=log)
 
 
@@ -36,17 +39,30 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("assets", help="fetch the pinned reveal.js and MathJax (once) for offline slides and site")
     p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("workcopy", help="create or update the student's working copy (new lessons only, never "
+                                        "overwriting one)")
+    p.add_argument("--dir", type=pathlib.Path, default=None, help="the working copy (default: my-notebooks/)")
+    p = sub.add_parser("reset", help="put one lesson of the working copy back to the course's version")
+    p.add_argument("--dir", type=pathlib.Path, default=None, help="the working copy (default: my-notebooks/)")
+    p.add_argument("lesson", help="a lesson number or name, e.g. 03")
+    p = sub.add_parser("times", help="the measured time of each section and slow cell of the executed lessons")
+    p.add_argument("--fast", action="store_true", help="the fast-mode copies (default: the normal ones)")
+    p.add_argument("--cache", type=pathlib.Path, default=BUILD_DIR / "executed")
+    p.add_argument("--slow", type=float, default=2.0, help="list cells slower than this many seconds (default 2)")
+    p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
     p = sub.add_parser("student", help="write the student edition: every lesson without its solution cells")
     p.add_argument("--out", type=pathlib.Path, default=BUILD_DIR / "student")
     p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
     for name, what in (("slides", "reveal.js slides"), ("site", "the static course site (Sphinx + MyST-NB)")):
         p = sub.add_parser(name, help=f"execute the lessons and build {what}; opens offline")
         p.add_argument("--out", type=pathlib.Path, default=BUILD_DIR / name)
-        p.add_argument("--fast", action="store_true", help="execute in fast mode (FLOWS_FAST=1): quick, rougher")
+        p.add_argument("--fast", action="store_true",
+                       help="execute in fast mode (FLOWS_FAST=1): quick, rougher, every page bannered; its executed "
+                            "copies are kept apart from the normal ones")
         p.add_argument("--no-execute", action="store_true", help="use the lessons as stored (no outputs)")
         p.add_argument("--force", action="store_true", help="execute again even if an executed copy is current")
         p.add_argument("--cache", type=pathlib.Path, default=BUILD_DIR / "executed",
-                       help="where executed copies are kept (default: build/executed)")
+                       help="where executed copies are kept, one folder per mode (default: build/executed)")
         p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -61,6 +77,44 @@ def main(argv: list[str] | None = None) -> int:
             from .assets import ensure_assets
 
             ensure_assets(quiet=args.quiet)
+        elif args.command in ("workcopy", "reset"):
+            from .student import WORK_DIR, reset_lesson, sync_working_copy
+
+            work = args.dir or WORK_DIR
+            if args.command == "workcopy":
+                added, kept = sync_working_copy(work)
+                for path in added:
+                    print(f"course: copied {path.name} into {_show(work)}")
+                if not kept:
+                    print(f"course: your working copy is {_show(work)} (your answers are saved there; "
+                          f"'./course reset NN' restarts one lesson)")
+            else:
+                try:
+                    target, backup = reset_lesson(args.lesson, work)
+                except ValueError as e:
+                    print(f"course: {e}", file=sys.stderr)
+                    return 2
+                print(f"course: {target.name} is the course's version again" +
+                      (f"; yours is in {_show(backup)}" if backup else ""))
+        elif args.command == "times":
+            import nbformat
+
+            from .execute import mode_dir, section_times
+
+            folder = mode_dir(args.cache, args.fast)
+            for lesson in _pick_lessons(args.lessons):
+                path = folder / lesson.name
+                if not path.exists():
+                    print(f"{lesson.stem}: not executed yet in {_show(folder)} (run ./course slides first)")
+                    continue
+                nb = nbformat.read(path, as_version=4)
+                sections = section_times(nb, args.slow)
+                print(f"{lesson.stem}: {sum(s for _, s, _ in sections):.0f} s in all "
+                      f"({'fast' if args.fast else 'normal'} mode)")
+                for title, seconds, slow in sections:
+                    print(f"  {seconds:7.1f} s  {title}")
+                    for first, t in slow:
+                        print(f"           {t:6.1f} s  {first}")
         elif args.command == "student":
             from .student import write_student_edition
 

@@ -1,8 +1,10 @@
 """Execute lessons top to bottom with nbclient, keeping the widgets' last state, and cache the executed copies.
 
-Slides and site are built from the same executed copies in ``build/executed/``. A copy is reused while its lesson,
-flowlib's source and the mode (normal or fast) are unchanged, so ``./course slides`` after ``./course site`` does
-not execute anything again.
+Slides and site are built from the same executed copies, kept per mode: ``build/executed/normal/`` and
+``build/executed/fast/``, so a fast run never replaces the normal copies. A copy is reused while its lesson's code and
+flowlib's source are unchanged (edits of the text or the slide metadata are carried over without executing), so ``./course slides`` after ``./course site`` does not execute anything again.
+Each copy records its mode in ``metadata.flows_executed.fast``; the builders put a banner on every page of a build
+that contains a fast-mode copy (``is_fast``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import nbformat
 
 from . import ROOT
 
+FAST_BANNER = ("Fast-mode build: these outputs come from shortened runs (FLOWS_FAST=1) and may contradict the "
+               "text. Build without --fast for teaching or publishing.")
 DEFAULT_TIMEOUT = 3600  # seconds per cell: a lesson in normal mode may train for a while
 
 
@@ -47,31 +51,102 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
+def mode_dir(cache: pathlib.Path, fast: bool) -> pathlib.Path:
+    """The cache slot of one mode: ``<cache>/fast`` or ``<cache>/normal``."""
+    return pathlib.Path(cache) / ("fast" if fast else "normal")
+
+
+def is_fast(nb: nbformat.NotebookNode) -> bool:
+    """True if ``nb`` is an executed copy made in fast mode (its outputs come from shortened runs)."""
+    return bool(nb.metadata.get("flows_executed", {}).get("fast"))
+
+
+def code_key(nb: nbformat.NotebookNode, digest: str, fast: bool) -> str:
+    """What a lesson's outputs depend on: its code cells' sources, flowlib's source and the mode. Text and slide
+    metadata are not in it: editing them reuses the outputs (``_with_outputs``) instead of executing again."""
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            h.update(cell.source.encode() + b"\x00")
+    h.update(digest.encode() + (b"fast" if fast else b"normal"))
+    return h.hexdigest()
+
+
+def _with_outputs(nb: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` (the current text and metadata) with the outputs of ``executed`` (the same code cells, in order)."""
+    ran = [c for c in executed.cells if c.cell_type == "code"]
+    for cell, old in zip([c for c in nb.cells if c.cell_type == "code"], ran, strict=True):
+        cell.outputs, cell.execution_count = old.outputs, old.execution_count
+        if "execution" in old.metadata:
+            cell.metadata["execution"] = old.metadata["execution"]
+    for key in ("widgets", "flows_executed"):
+        if key in executed.metadata:
+            nb.metadata[key] = executed.metadata[key]
+    return nb
+
+
+def _write(nb: nbformat.NotebookNode, target: pathlib.Path) -> None:
+    tmp = target.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, target)
+
+
 def executed_lessons(lessons: list[pathlib.Path], cache: pathlib.Path, fast: bool, force: bool = False,
                      log=print) -> list[pathlib.Path]:
-    """Executed copies of ``lessons`` in ``cache`` (reusing up-to-date ones); returns their paths in order."""
+    """Executed copies of ``lessons`` in ``cache``'s slot for the mode (reusing up-to-date ones); returns their paths
+    in order. A copy whose code is unchanged is reused with the lesson's current text and metadata."""
+    cache = mode_dir(cache, fast)
     cache.mkdir(parents=True, exist_ok=True)
     digest = _source_digest()
     out = []
     for path in lessons:
-        raw = path.read_bytes()
-        key = hashlib.sha256(raw + digest.encode() + (b"fast" if fast else b"normal")).hexdigest()
+        nb = nbformat.read(path, as_version=4)
+        key = code_key(nb, digest, fast)
         target = cache / path.name
         if not force and target.exists():
             old = nbformat.read(target, as_version=4)
             if old.metadata.get("flows_executed", {}).get("key") == key:
                 log(f"  {path.name}: up to date (executed {old.metadata['flows_executed']['seconds']:.0f} s)")
+                if nbformat.writes(_with_outputs(nbformat.read(path, as_version=4), old)) != nbformat.writes(old):
+                    _write(_with_outputs(nb, old), target)  # new text or slide metadata, same outputs
                 out.append(target)
                 continue
         log(f"  {path.name}: executing ({'fast' if fast else 'normal'} mode) ...")
-        nb = nbformat.reads(raw.decode(), as_version=4)
         t0 = time.perf_counter()
         execute(nb, path.parent, fast)
         seconds = time.perf_counter() - t0
         nb.metadata["flows_executed"] = {"key": key, "fast": fast, "seconds": round(seconds, 1)}
-        tmp = target.with_suffix(".tmp")
-        nbformat.write(nb, tmp)
-        os.replace(tmp, target)
+        _write(nb, target)
         log(f"  {path.name}: executed in {seconds:.0f} s")
         out.append(target)
     return out
+
+
+def cell_seconds(cell) -> float | None:
+    """Wall time of an executed code cell (nbclient's timestamps), or None if it carries none."""
+    from datetime import datetime
+
+    t = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" not in t or "shell.execute_reply" not in t:
+        return None
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(t["shell.execute_reply"]) - parse(t["iopub.execute_input"])).total_seconds()
+
+
+def section_times(nb: nbformat.NotebookNode, slow: float = 2.0) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """[(section heading, seconds, [(first line of a cell slower than ``slow`` s, seconds)])] of an executed lesson;
+    a section starts at each markdown heading of level 1 or 2."""
+    sections = [["(start)", 0.0, []]]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith(("# ", "## ")):
+                    sections.append([line.lstrip("# ").strip(), 0.0, []])
+                    break
+        elif cell.cell_type == "code":
+            seconds = cell_seconds(cell) or 0.0
+            sections[-1][1] += seconds
+            if seconds >= slow:
+                first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+                sections[-1][2].append((first[:70], seconds))
+    return [tuple(s) for s in sections if s[1] > 0 or s[0] != "(start)"]

@@ -16,6 +16,7 @@ import nbformat
 
 from . import BUILD_DIR, ROOT
 from .assets import assert_offline, ensure_assets
+from .execute import FAST_BANNER, is_fast
 from .static_widgets import snapshot_widgets
 from .student import is_solution
 
@@ -40,9 +41,16 @@ def stage(notebooks: list[pathlib.Path], src: pathlib.Path) -> pathlib.Path:
         shutil.rmtree(src)
     shutil.copytree(SPHINX_PROJECT, src, ignore=shutil.ignore_patterns("_build", "__pycache__"))
     (src / "lessons").mkdir()
+    fast = []
     for path in notebooks:
-        nb = site_notebook(nbformat.read(path, as_version=4))
-        nbformat.write(nb, src / "lessons" / path.name)
+        nb = nbformat.read(path, as_version=4)
+        if is_fast(nb):
+            fast.append(path.stem)
+        nbformat.write(site_notebook(nb), src / "lessons" / path.name)
+    if fast:  # furo's announcement bar: on top of every page of the site
+        with open(src / "conf.py", "a") as conf:
+            conf.write(f"\n# added by the builder: {', '.join(fast)} executed in fast mode\n"
+                       f"html_theme_options = {{'announcement': {FAST_BANNER!r}}}\n")
     if LECTURER_GUIDE.exists():
         shutil.copy(LECTURER_GUIDE, src / "lecturer-guide.md")
     mathjax = ensure_assets(quiet=True) / "mathjax"

@@ -4,16 +4,23 @@ A solution cell is a code cell tagged ``solution`` (in the lessons it is also co
 ``jupyter.source_hidden``). The exercise cell it answers is the code cell just before it; the student edition tags
 that cell ``exercise`` so that a test can find it and see that it prints "not answered yet" until it is filled in.
 Everything else is kept as it is, outputs cleared.
+
+The student's working copy (``./course lab``): a folder outside the tracked files (``my-notebooks/`` in the checkout,
+gitignored) with a copy of every lesson. It is created on first use, a lesson already in it is never overwritten,
+lessons that a course update adds are copied in, and ``reset_lesson`` puts one lesson back to the course's version
+(the student's copy is kept in ``.backup/``). JupyterLab saves into this copy, so ``git pull`` never conflicts with a
+student's answers, and slides, site and student edition keep reading the pristine ``notebooks/``.
 """
 from __future__ import annotations
 
 import copy
 import pathlib
 import shutil
+import time
 
 import nbformat
 
-from . import lesson_paths
+from . import ROOT, lesson_paths
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
@@ -67,3 +74,65 @@ def write_student_edition(out: pathlib.Path, lessons: list[pathlib.Path] | None 
         "`flowlib` installed (`./course lab` in the course repository sets that up). Each exercise has a check\n"
         "that says \"not answered yet\" until you fill it in, and what is wrong when an answer is not right.\n")
     return written
+
+
+# ---- the student's working copy -------------------------------------------------------------------------------------
+WORK_DIR = ROOT / "my-notebooks"
+WORK_README = """# Your working copy of the course
+
+`./course lab` opens JupyterLab here. These notebooks are yours: JupyterLab saves your answers and outputs into
+them, and a course update (`git pull`) never touches them; it only adds lessons you do not have yet (the next time
+you run `./course lab`). To start one lesson afresh: `./course reset 03` (your version goes to `.backup/`).
+The course's own lessons are in `../notebooks/`; slides and site are built from those, not from this folder.
+"""
+
+
+def _clean_copy(source: pathlib.Path, target: pathlib.Path) -> None:
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    tmp = target.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(target)
+
+
+def sync_working_copy(work: pathlib.Path = WORK_DIR, lessons: list[pathlib.Path] | None = None
+                      ) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
+    """Copy into ``work`` every lesson it does not have yet; never overwrite one it has. Returns (added, kept)."""
+    work = pathlib.Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "README.md").exists():
+        (work / "README.md").write_text(WORK_README)
+    added, kept = [], []
+    for path in lessons if lessons is not None else lesson_paths():
+        target = work / path.name
+        if target.exists():
+            kept.append(target)
+        else:
+            _clean_copy(path, target)
+            added.append(target)
+    return added, kept
+
+
+def reset_lesson(name: str, work: pathlib.Path = WORK_DIR, lessons: list[pathlib.Path] | None = None
+                 ) -> tuple[pathlib.Path, pathlib.Path | None]:
+    """Put lesson ``name`` (a number like "03" or a file name) in ``work`` back to the course's version.
+
+    The student's copy is moved to ``work/.backup/<name>-<time>.ipynb`` first. Returns (lesson, backup or None).
+    """
+    work = pathlib.Path(work)
+    lessons = lessons if lessons is not None else lesson_paths()
+    matches = [p for p in lessons if p.name.startswith(name) or p.stem == name]
+    if len(matches) != 1:
+        raise ValueError(f"'{name}' names {len(matches)} lessons; give a lesson number or name, one of "
+                         f"{[p.stem for p in lessons]}.")
+    [source] = matches
+    target, backup = work / source.name, None
+    work.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        (work / ".backup").mkdir(exist_ok=True)
+        backup = work / ".backup" / f"{source.stem}-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
+        target.replace(backup)
+    _clean_copy(source, target)
+    return target, backup

@@ -313,7 +313,7 @@ plt.show()
 # Invertibility matters only **where the base has mass**: with a Uniform(0, 1) base, $z \mapsto z^2$ is
 # increasing on $(0, 1)$ and the naive formula is right. See both cases in the widget:
 
-# %% slideshow={"slide_type": "fragment"}
+# %% slideshow={"slide_type": "subslide"}
 w_square = change_of_variables("square", base="normal")
 w_square
 
@@ -366,7 +366,7 @@ print(f"mean and std of model.sample: {x_sampled.mean():.3f}, {x_sampled.std():.
 # (`check_logdet`; in 1D the Jacobian is $1\times1$ and its determinant is the derivative). Here are the lesson's
 # flows:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 lesson_flows = {
     "Inverse(Affine(3, 1))": (Inverse(Affine(3.0, 1.0)), torch.randn(16, 1)),
     "Inverse(Exp())": (Inverse(Exp()), torch.rand(16, 1) * 5 + 0.01),
@@ -525,6 +525,7 @@ check_affine_uniform_density(q_ex1, a=-2.0, b=5.0)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 # Solution. f(x) = (x − 5)/(−2) = (5 − x)/2 and |df/dx| = 1/2; p(f(x)) = 1 when 0 ≤ (5 − x)/2 ≤ 1, i.e. 3 ≤ x ≤ 5.
 def q_ex1(x):
     z = (5 - x) / 2
@@ -548,6 +549,7 @@ check_lognormal_log_prob(log_q_ex2)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 # Solution. f(x) = log x, so log|df/dx| = log(1/x) = −log x, and log p(z) = −z²/2 − ½ log 2π.
 def log_q_ex2(x):
     z = torch.log(x)
@@ -574,6 +576,7 @@ check_exponential_sampler(sample_exponential, rate=2.0)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 # Solution. u = F(x) = 1 − exp(−rate·x)  <=>  x = −log(1 − u)/rate. (1 − u is uniform too, so −log(u)/rate works.)
 def sample_exponential(n, rate):
     u = torch.rand(n)
@@ -597,6 +600,7 @@ check_square_density(q_ex4, c=1.0)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 # Solution. The preimages are z = 1 + √x and z = 1 − √x, both with |dz/dx| = 1/(2√x); their contributions add up.
 def q_ex4(x):
     r = torch.sqrt(x)

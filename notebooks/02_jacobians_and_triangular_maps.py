@@ -107,6 +107,7 @@ area_answer = ...  # your answer
 ex.check_area(area_answer)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 # Solution: det A = 1·0.5 − 2·1.5 = −2.5; an area is |det A| = 2.5 (the minus sign: the square is mirrored).
 area_answer = abs(1 * 0.5 - 2 * 1.5)
 ex.check_area(area_answer, strict=True)
@@ -126,7 +127,7 @@ ex.check_area(area_answer, strict=True)
 # "area / r²" approaches |det J(a)|. Compare the two maps: the *sine shear* changes areas; the *swirl* twists shapes
 # but keeps every area (det J = 1 everywhere: a **volume-preserving** map).
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 local = widgets.local_linearization()
 local
 
@@ -182,6 +183,7 @@ ex.check_sine_shear_jacobian(sine_shear_jacobian)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def sine_shear_jacobian(x1, x2, c):
     return [[1.0, c * math.cos(x2)], [c * math.cos(x1), 1.0]]
 
@@ -255,6 +257,7 @@ ex.check_triangular_logdet(triangular_logdet)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def triangular_logdet(J):
     return torch.diagonal(J, dim1=-2, dim2=-1).abs().log().sum(-1)
 

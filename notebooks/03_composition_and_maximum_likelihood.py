@@ -109,6 +109,7 @@ ex.check_composition_log_prob(composition_log_prob)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def composition_log_prob(flows, base, x):
     h, total = x, torch.zeros(x.shape[0])
     for f in flows:
@@ -154,6 +155,7 @@ kl_answer = ...  # your answer
 ex.check_kl_gap(kl_answer)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 kl_answer = 2.61 - 2.39  # E_{p_data}[-log q] = H(p_data) + KL(p_data || q)
 ex.check_kl_gap(kl_answer, strict=True)
 
@@ -165,7 +167,7 @@ ex.check_kl_gap(kl_answer, strict=True)
 # fresh too). `fit` minimises the NLL with Adam; a callback lowers the learning rate along a cosine. Each run takes
 # well under a minute in normal mode.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 STEPS = flowlib.pick(1000, 40)
 N_TEST = flowlib.pick(50_000, 5_000)
 DENSITIES = ("moons", "circles", "8gaussians", "checkerboard")
@@ -229,7 +231,7 @@ for j, name in enumerate(names):
         plot2d.plot_samples(axes[3, j], model.sample(3000), ds.bounds, title="flow samples", color="tab:orange")
 fig
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The gaps are the KL divergences left after training. Where is the model worst? Compare the density panels: an
 # affine autoregressive stack cannot cut space; it has to stretch thin bridges between modes (8 Gaussians) and
 # round the square corners (checkerboard). Section 3b removes most of these gaps with a different layer.
@@ -371,7 +373,7 @@ fig
 stepper = widgets.layer_stepper(models["moons"], bounds=((-4, 4), (-4, 4)))
 stepper
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # A static version for slides and printouts, and a check: the density after all K layers is the model's.
 
 # %%
@@ -421,6 +423,7 @@ passes = {"maf_density": ..., "maf_sampling": ..., "iaf_density": ..., "iaf_samp
 ex.check_pass_counts(passes)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 passes = {"maf_density": 1, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
 ex.check_pass_counts(passes, strict=True)
 
@@ -435,7 +438,7 @@ ex.check_pass_counts(passes, strict=True)
 # likelihood can only be estimated (importance sampling with K samples, IWAE). We train a small VAE (2D latent,
 # hidden 64) with the same steps, batch and optimiser as the flow, and compare on the same held-out samples.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 from flowlib.baselines import GaussianVAE
 
 flowlib.seed_everything(0)
@@ -462,7 +465,7 @@ with torch.no_grad():  # the ELBO's KL term, KL(q(u | x) ‖ N(0, I)), in closed
 print("the ELBO's KL term per latent dimension (nats; ≈ 0 means that dimension is unused, 'collapsed'):",
       [round(float(k), 4) for k in kl_per_dim])
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Read the numbers (normal mode; fast mode trains too briefly to say anything). In our normal-mode run the flow's
 # exact held-out log-likelihood was −2.42 nats (the data's own: −2.40), the VAE's ELBO −2.99 and its
 # importance-sampled estimate −2.98: the VAE fits the moons about half a nat worse, and the ELBO sits just below

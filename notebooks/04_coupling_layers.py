@@ -212,6 +212,7 @@ ex.check_coupling_inverse(my_inverse)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def my_inverse(z, mask, log_scale_and_shift):
     s, t = log_scale_and_shift(z)  # z agrees with x where mask == 1, so these are the forward pass's (s, t)
     return (z - t) * torch.exp(-s), -s.sum(dim=1)
@@ -304,6 +305,7 @@ ex.check_guaranteed_zeros(my_zeros)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def my_zeros(mask):
     passed = mask.bool()
     off_diagonal = ~torch.eye(len(mask), dtype=torch.bool)
@@ -482,6 +484,7 @@ ex.check_honest_bits_per_dim(my_bpd)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def my_bpd(mean_log_q):
     return -(mean_log_q - 64 * math.log(17)) / (64 * math.log(2))
 
@@ -590,7 +593,7 @@ plt.show()
 # from `flowlib`. Both use the same noise draws, so they differ by exactly −log₂ w per dimension; what matters is
 # how each compares with an honestly evaluated model.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 def uncorrected_bpd(model, x, w, repeats=fl.pick(8, 2)):
     """What the mistake reports, per image (N,): -(E[log q(y)] - 64 ln 17) / (64 ln 2), y = (x + u)/17, u ~ U(0, w)."""
     g = torch.Generator().manual_seed(0)
@@ -632,7 +635,7 @@ for w in (1.0, 0.5, 0.1):
           f"   {corrected_bpd(hist, split.test, w).mean():9.3f}")
 print(f"the RealNVP of section 6, honest (w = 1):        {test_bpd:8.3f}")
 
-# %% [markdown] slideshow={"slide_type": "-"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The histogram's corrected figure does not move with w: it is always the cross-entropy of the test pixels under the
 # per-position frequencies, because the model changed with w exactly as the noise did. The uncorrected figure drops
 # by exactly −log₂ w: at w = 0.5 this model of independent pixels "beats" the conv RealNVP of section 6 by a wide

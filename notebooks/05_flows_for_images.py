@@ -391,6 +391,7 @@ check_bits_per_dim(bits_per_dim)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def bits_per_dim(nll_nats, shape):
     return nll_nats / (math.prod(shape) * math.log(2))
 
@@ -411,6 +412,7 @@ check_noise_width_correction(honest_bpd)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def honest_bpd(reported, width):
     return reported - math.log2(width)
 
@@ -431,6 +433,7 @@ check_squeeze_index(squeeze_index)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def squeeze_index(c, h, w):
     return 4 * c + 2 * (h % 2) + (w % 2), h // 2, w // 2
 

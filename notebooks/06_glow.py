@@ -533,6 +533,7 @@ def conv1x1_logdet(W, H, Wd):
 check_conv1x1_logdet(conv1x1_logdet)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def conv1x1_logdet(W, H, Wd):
     return H * Wd * torch.linalg.slogdet(W)[1]
 
@@ -551,6 +552,7 @@ def actnorm_init(x):
 check_actnorm_init(actnorm_init)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def actnorm_init(x):
     mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3), unbiased=False)
     return -std.log(), -mean / std
@@ -571,6 +573,7 @@ def latent_shapes(shape, levels):
 check_glow_latent_shapes(latent_shapes)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def latent_shapes(shape, levels):
     c, h, w = shape
     out = []

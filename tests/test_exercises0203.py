@@ -104,6 +104,7 @@ def test_composition_log_prob():
 def test_kl_gap():
     assert ex3.check_kl_gap(0.22, strict=True).passed
     assert "never negative" in ex3.check_kl_gap(-0.22).message
+    assert ex3.check_kl_gap(12345.0).diagnosis == "wrong"  # an unrecognised number gets a message, not a NameError
     assert "cross-entropy" in ex3.check_kl_gap(2.61).message
 
 

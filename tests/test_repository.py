@@ -109,3 +109,38 @@ def test_notebook_and_its_text_twin_are_in_sync(path):
     for i, (a, b) in enumerate(zip(ipynb, text)):
         assert a["cell_type"] == b["cell_type"] and "".join(a["source"]).rstrip() == b["source"].rstrip(), \
             f"cell {i} of {twin.name} differs from {path.name}; {fix}"
+
+
+# ---- which PyTorch the set-up installs (the logic only: nothing is downloaded) --------------------------------------
+def test_setup_chooses_the_cpu_wheel_without_an_nvidia_gpu_and_falls_back_to_the_mirror():
+    from coursetools.torch_choice import CPU_INDEX, TORCH_VERSION, choose_torch
+
+    pinned = f"torch=={TORCH_VERSION}"
+    linux = dict(flows_torch=None, system="Linux")
+    assert choose_torch(**linux, has_nvidia_gpu=False, cpu_index_reachable=True) == [
+        [pinned, "--index-url", CPU_INDEX], [pinned]]  # CPU wheel first, the plain pin if pip fails with it
+    assert choose_torch(**linux, has_nvidia_gpu=False, cpu_index_reachable=False) == [[pinned]]  # mirror only
+    assert choose_torch(**linux, has_nvidia_gpu=True, cpu_index_reachable=True) == [[pinned]]  # PyPI's CUDA build
+    for system in ("Darwin", "Windows"):
+        assert choose_torch(flows_torch=None, system=system, has_nvidia_gpu=False, cpu_index_reachable=True) == [
+            [pinned]]
+    cuda = "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+    for gpu in (False, True):  # FLOWS_TORCH wins, whatever the machine
+        assert choose_torch(flows_torch=cuda, system="Linux", has_nvidia_gpu=gpu, cpu_index_reachable=True) == [
+            cuda.split()]
+    assert choose_torch(flows_torch="  ", system="Linux", has_nvidia_gpu=False, cpu_index_reachable=False) == [
+        [pinned]]
+
+
+def test_setup_script_prints_its_choice_with_the_system_python(tmp_path):
+    script = ROOT / "coursetools" / "torch_choice.py"
+    env = {k: v for k, v in os.environ.items() if k != "FLOWS_TORCH"}
+    r = subprocess.run(["python3", str(script)], capture_output=True, text=True, timeout=60,
+                       env={**env, "FLOWS_TORCH": "torch==2.13.0 --index-url https://example.org/whl"})
+    assert r.returncode == 0 and r.stdout.splitlines() == ["torch==2.13.0 --index-url https://example.org/whl"]
+    r = subprocess.run(["python3", str(script)], capture_output=True, text=True, timeout=60, env=env)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines and lines[-1].startswith("torch=="), r.stdout + r.stderr
+    if not os.path.exists("/proc/driver/nvidia/version"):  # no NVIDIA driver here: never the CUDA build
+        assert all("cu1" not in line for line in lines) and len(lines) in (1, 2), lines
+        assert len(lines) == 1 or "--index-url https://download.pytorch.org/whl/cpu" in lines[0], lines

@@ -160,3 +160,199 @@ def test_sphinx_project_and_guide_are_in_the_repository():
     guide = (ROOT / "docs" / "lecturer-guide.md").read_text()
     for lesson in LESSONS:
         assert lesson.stem[:2] in guide, f"the lecturer's guide does not mention lesson {lesson.stem[:2]}"
+
+
+# ---- solution cells: they neither spoil nor overwrite ---------------------------------------------------------------
+def _solution_names(cell) -> list[str]:
+    """Names a solution cell defines at top level (functions and assigned variables)."""
+    import ast
+
+    body = "\n".join(cell.source.splitlines()[1:])  # without the %%solution line
+    names = []
+    for node in ast.parse(body).body:
+        if isinstance(node, ast.FunctionDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def _exercise_pairs(nb):
+    """(exercise cell, solution cell) for every solution: the exercise is the code cell just before it."""
+    pairs = []
+    for i, cell in enumerate(nb.cells):
+        if is_solution(cell):
+            exercise = next(c for c in reversed(nb.cells[:i]) if c.cell_type == "code")
+            pairs.append((exercise, cell))
+    return pairs
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_solution_cells_are_collapsed_behind_a_neutral_first_line(path):
+    from flowlib_teaching.exercises.framework import SOLUTION_FIRST_LINE
+
+    for exercise, solution in _exercise_pairs(nbformat.read(path, as_version=4)):
+        first = solution.source.splitlines()[0]
+        # JupyterLab shows a collapsed cell's first line: it must be the note, not a line of the answer
+        assert first == SOLUTION_FIRST_LINE, f"{path.name}: solution cell {solution.id} starts with {first!r}"
+        assert solution.metadata.get("jupyter", {}).get("source_hidden") is True, solution.id
+        assert _solution_names(solution), f"{path.name}: solution {solution.id} defines no answer"
+
+
+def test_run_solution_keeps_the_learners_names():
+    from flowlib_teaching.exercises.framework import run_solution
+
+    def mine(x):
+        return "mine"
+
+    namespace = {"answer": mine, "value": 1}
+    out = run_solution("def answer(x):\n    return 'reference'\nvalue = 2\nanswer(0), value", namespace)
+    assert out == ("reference", 2)  # the cell's last expression is evaluated in the copy
+    assert namespace["answer"] is mine and namespace["value"] == 1
+    assert run_solution("value = 3", namespace) is None and namespace["value"] == 1
+
+
+WRONG = 12345.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tmp_path):
+    """Every code cell of the lesson up to its last solution, in order, as Run All runs them (fast mode), with each
+    exercise given a wrong answer and followed by its solution cell; afterwards every answer name still holds the
+    wrong answer, checking it again still says it is wrong, and each solution cell showed the verdict "correct"."""
+    from coursetools.execute import execute
+
+    nb = nbformat.read(path, as_version=4)
+    pairs = _exercise_pairs(nb)
+    replaced = {id(exercise): solution for exercise, solution in pairs}
+    last = nb.cells.index(pairs[-1][1])
+    cells = [nbformat.v4.new_code_cell("_wrong_answers = {}")]
+    final, exercise_cells, solution_cells = [], [], []
+    for cell in nb.cells[:last + 1]:  # every code cell in order, as Run All runs them, up to the last solution
+        if cell.cell_type != "code" or is_solution(cell):
+            continue
+        if id(cell) not in replaced:
+            cells.append(nbformat.v4.new_code_cell(cell.source))
+            continue
+        exercise, solution = cell, replaced[id(cell)]
+        names = _solution_names(solution)
+        checks = [line for line in exercise.source.splitlines() if re.match(r"^(?:\w+\.)?check_\w+\(", line)]
+        assert len(checks) == 1, f"{path.name}: the exercise cell {exercise.id} should end with one check call"
+        wrong = [f"def {n}(*args, **kwargs):\n    return {WRONG}\n" if re.search(rf"^def {n}\(", solution.source, re.M)
+                 else f"{n} = {WRONG}\n" for n in names]
+        wrong += [f"_wrong_answers[{n!r}] = {n}\n" for n in names]
+        rest = "\n".join(line for line in exercise.source.splitlines() if line != checks[0])
+        cells.append(nbformat.v4.new_code_cell(rest + "\n" + "".join(wrong) + checks[0]))  # the placeholder, overridden
+        exercise_cells.append(cells[-1])
+        cells.append(nbformat.v4.new_code_cell(solution.source))
+        solution_cells.append(cells[-1])
+        final.append(f"_r = {checks[0]}\nassert _r.status == 'wrong', ('{exercise.id}', str(_r))\n")
+    final.append("for _n, _v in _wrong_answers.items():\n"
+                 "    assert globals()[_n] is _v, f'{_n} was replaced by the solution cell'\n")
+    cells.append(nbformat.v4.new_code_cell("".join(final)))
+    run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
+    execute(run, path.parent, fast=True, timeout=300)  # raises on any failed assert
+    assert len(exercise_cells) == len(pairs)
+    for exercise_cell, solution_cell in zip(exercise_cells, solution_cells):
+        exercise_out = "\n".join(_text(o) for o in exercise_cell.outputs).lower()
+        solution_out = "\n".join(_text(o) for o in solution_cell.outputs).lower()
+        assert "not yet right" in exercise_out, exercise_out
+        assert "correct" in solution_out and "not yet right" not in solution_out, solution_out
+
+
+# ---- executed copies per mode, and the fast-mode banner -------------------------------------------------------------
+def test_fast_and_normal_copies_live_apart_and_neither_replaces_the_other(tmp_path):
+    from coursetools.execute import executed_lessons, is_fast
+
+    lesson = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nprint('mode', os.environ['FLOWS_FAST'])")]), lesson)
+    cache, quiet = tmp_path / "executed", (lambda msg: None)
+    [normal] = executed_lessons([lesson], cache, fast=False, log=quiet)
+    [fast] = executed_lessons([lesson], cache, fast=True, log=quiet)
+    assert normal != fast and normal.parent.name == "normal" and fast.parent.name == "fast"
+    normal_nb, fast_nb = nbformat.read(normal, as_version=4), nbformat.read(fast, as_version=4)
+    assert "mode 0" in normal_nb.cells[0].outputs[0]["text"] and not is_fast(normal_nb)
+    assert "mode 1" in fast_nb.cells[0].outputs[0]["text"] and is_fast(fast_nb)
+    log = []
+    assert executed_lessons([lesson], cache, fast=False, log=log.append) == [normal]
+    assert "up to date" in log[0], log  # the fast run did not invalidate the normal copy
+
+
+def test_a_fast_build_carries_a_banner_on_every_page(built_exports):
+    from coursetools.execute import FAST_BANNER
+
+    # built_exports: lesson 01 executed in fast mode, the others as stored (not executed, so not "fast")
+    decks = built_exports["decks"]
+    assert FAST_BANNER in decks[0].read_text() and "flows-fast-banner" in decks[0].read_text()
+    assert all(FAST_BANNER not in d.read_text() for d in decks[1:])
+    pages = sorted(built_exports["site"].rglob("*.html"))
+    assert len(pages) >= len(LESSONS) + 2
+    for page in pages:
+        if page.name not in ("search.html", "genindex.html"):
+            assert FAST_BANNER in html_unescape(page.read_text()), f"{page.name} has no fast-mode banner"
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+# ---- the student's working copy -------------------------------------------------------------------------------------
+def test_working_copy_is_created_never_overwritten_extended_and_reset_per_lesson(tmp_path):
+    from coursetools.student import reset_lesson, sync_working_copy
+
+    work = tmp_path / "my-notebooks"
+    added, kept = sync_working_copy(work, LESSONS[:2])
+    assert [p.name for p in added] == [p.name for p in LESSONS[:2]] and kept == []
+    mine = nbformat.read(added[0], as_version=4)
+    mine.cells[0].source = "my own notes"
+    nbformat.write(mine, added[0])
+    # the course gains a lesson: it is added, the student's edited lesson is left alone
+    added, kept = sync_working_copy(work, LESSONS[:3])
+    assert [p.name for p in added] == [LESSONS[2].name] and len(kept) == 2
+    assert nbformat.read(work / LESSONS[0].name, as_version=4).cells[0].source == "my own notes"
+    # reset one lesson: the course's version is back, the student's is kept aside
+    target, backup = reset_lesson(LESSONS[0].name[:2], work, LESSONS[:3])
+    assert nbformat.read(target, as_version=4).cells[0].source == nbformat.read(LESSONS[0], 4).cells[0].source
+    assert nbformat.read(backup, as_version=4).cells[0].source == "my own notes"
+    with pytest.raises(ValueError, match="give a lesson number"):
+        reset_lesson("99", work, LESSONS)
+
+
+def test_course_commands_for_the_working_copy(tmp_path):
+    work = tmp_path / "work"
+    run = [sys.executable, "-m", "coursetools"]
+    r = subprocess.run(run + ["workcopy", "--dir", str(work)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in work.glob("*.ipynb")) == [p.name for p in LESSONS]
+    r = subprocess.run(run + ["reset", "--dir", str(work), "01"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "course's version again" in r.stdout, r.stderr
+    assert "/my-notebooks/" in (ROOT / ".gitignore").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    assert "my-notebooks/" in readme and "./course reset" in readme
+
+
+def test_a_text_or_slide_edit_reuses_the_outputs_and_a_code_edit_executes_again(tmp_path):
+    from coursetools.execute import executed_lessons
+
+    lesson = tmp_path / "00_tiny.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Old title"),
+                                         nbformat.v4.new_code_cell("import time\nprint(time.time())")])
+    nbformat.write(nb, lesson)
+    cache, log = tmp_path / "executed", []
+    [copy] = executed_lessons([lesson], cache, fast=True, log=log.append)
+    printed = nbformat.read(copy, as_version=4).cells[1].outputs[0]["text"]
+    nb.cells[0].source = "# New title"
+    nb.cells[1].metadata["tags"] = ["slide-output-only"]
+    nbformat.write(nb, lesson)
+    [copy] = executed_lessons([lesson], cache, fast=True, log=log.append)
+    again = nbformat.read(copy, as_version=4)
+    assert "up to date" in log[-1] and again.cells[0].source == "# New title"
+    assert again.cells[1].metadata["tags"] == ["slide-output-only"] and again.cells[1].outputs[0]["text"] == printed
+    nb.cells[1].source += "\nprint('changed')"
+    nbformat.write(nb, lesson)
+    [copy] = executed_lessons([lesson], cache, fast=True, log=log.append)
+    assert "executed in" in log[-1] and "changed" in nbformat.read(copy, as_version=4).cells[1].outputs[-1]["text"]

@@ -1,4 +1,4 @@
-"""Sphinx configuration of the course site, built by ``./course site`` (flowlib/course/site.py).
+"""Sphinx configuration of the course site, built by ``./course site`` (coursetools/site.py).
 
 The builder copies this folder to build/site-src/, adds the executed lessons under lessons/, the lecturer's guide
 and MathJax under _static/, and runs Sphinx. Everything the pages load is local: the furo theme ships its own CSS

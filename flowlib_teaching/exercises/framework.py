@@ -11,9 +11,18 @@ was.
 To write a checker: decorate a function that returns a message for a correct answer and raises ``wrong(diagnosis,
 message, hint)`` otherwise with ``@checker(title, placeholder_hint)``; call the learner's function through
 ``call(fn, *args)``, which turns placeholders and crashes into verdicts.
+
+Solution cells (every lesson): a reference answer lives in a code cell tagged ``solution``, collapsed
+(``jupyter.source_hidden``), whose first line is ``%%solution`` and a neutral note. Importing this module (which
+every lesson's checkers do) registers that IPython cell magic: it runs the cell in a *copy* of the notebook's
+namespace, so the reference may define the same names as the exercise (``def q_ex1(x): ...``) without replacing the
+learner's answer, and it shows the value of the cell's last expression (the checker's verdict on the reference). Run
+All therefore keeps the learner's own answer, and the collapsed cell shows the note, not the answer. See
+``run_solution``.
 """
 from __future__ import annotations
 
+import ast
 import functools
 import html
 import inspect
@@ -21,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 __all__ = ["CORRECT", "WRONG", "MISSING", "ExerciseError", "ExerciseResult", "Verdict", "wrong", "checker", "call",
-           "short"]
+           "short", "SOLUTION_MAGIC", "SOLUTION_FIRST_LINE", "run_solution", "register_solution_magic"]
 
 CORRECT, WRONG, MISSING = "correct", "wrong", "not answered"
 
@@ -161,3 +170,45 @@ def call(fn, *args):
     return out
 
 
+# ---- solution cells that neither spoil nor overwrite ----------------------------------------------------------------
+SOLUTION_MAGIC = "solution"
+SOLUTION_FIRST_LINE = ("%%solution  (reference answer, collapsed: expand it after your own attempt; running it "
+                       "leaves your answer as it is)")
+
+
+def run_solution(source: str, namespace: dict):
+    """Run ``source`` (a reference answer) in a shallow copy of ``namespace`` and return the value of its last
+    expression (None if it ends with a statement). Names the reference defines or rebinds stay in the copy, so the
+    learner's answer under the same name is untouched; the verdict of the checker the cell ends with is returned
+    for display."""
+    scope = dict(namespace)
+    tree = ast.parse(source, filename="<solution>", mode="exec")
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, "<solution>", "exec"), scope)  # noqa: S102 -- the course's own reference answers
+    if last is None:
+        return None
+    return eval(compile(ast.Expression(last.value), "<solution>", "eval"), scope)  # noqa: S307
+
+
+def _solution_magic(line: str, cell: str):
+    """%%solution [note]: run the cell as a reference answer in a copy of the namespace (see run_solution)."""
+    from IPython import get_ipython
+
+    return run_solution(cell, get_ipython().user_ns)
+
+
+def register_solution_magic(shell=None) -> bool:
+    """Register ``%%solution`` in the running IPython (a no-op outside IPython); True if registered."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+    shell.register_magic_function(_solution_magic, magic_kind="cell", magic_name=SOLUTION_MAGIC)
+    return True
+
+
+register_solution_magic()

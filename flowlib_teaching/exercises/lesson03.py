@@ -112,7 +112,7 @@ def check_kl_gap(answer) -> str:
     if math.isclose(a, -nll, abs_tol=1e-3) or math.isclose(a, nll + floor, abs_tol=1e-3):
         raise wrong("decomposition", "write the cross-entropy as E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) "
                                       "and solve for the KL.")
-    raise wrong("wrong", f"{a} is not it. Use E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) with the numbers above.")
+    raise wrong("wrong", f"{a} is not it. Use E_{{p_data}}[−log q] = H(p_data) + KL(p_data ‖ q) with the numbers above.")
 
 
 PASS_KEYS = ("maf_density", "maf_sampling", "iaf_density", "iaf_sampling")

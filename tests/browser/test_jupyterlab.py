@@ -85,13 +85,13 @@ def _wait(page, name, done, timeout, what):
     raise AssertionError(f"{name}: {what} did not happen within {timeout} s; last state {state}")
 
 
-def run_all_cells(page, lab, name, artifacts, timeout):
+def run_all_cells(page, lab, name, artifacts, timeout, start_timeout=60):
     """Open ``name`` in its own workspace, run all cells from the Run menu, wait until the kernel is idle with
     nothing queued; returns the notebook state. Fails on error outputs, with a screenshot."""
     stem = name.split(".")[0]
     page.goto(f"{lab.url}/lab/workspaces/{stem}/tree/{name}?reset&token={lab.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook", timeout=60_000)
-    _wait(page, name, lambda s: s["kernel"] == "idle", 60, "the kernel starting")
+    _wait(page, name, lambda s: s["kernel"] == "idle", start_timeout, "the kernel starting")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     t0 = time.monotonic()
