@@ -76,7 +76,7 @@ def _lower_triangular_batch(seed: int = 0) -> torch.Tensor:
     return J - torch.diag_embed(torch.diagonal(J, dim1=1, dim2=2)) + torch.diag_embed(sign * diag)
 
 
-@_checker("Exercise 02.2 — log|det J| of a triangular Jacobian",
+@_checker("Exercise 02.3 — log|det J| of a triangular Jacobian",
           "write triangular_logdet(J) for a batch J of shape (B, D, D) and run the cell again.")
 def check_triangular_logdet(fn: Callable) -> str:
     """Exercise 02.2: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
@@ -114,11 +114,11 @@ def check_triangular_logdet(fn: Callable) -> str:
                           f"{truth[:3].numpy().round(4).tolist()}..., got {out[:3].numpy().round(4).tolist()}...")
 
 
-@_checker("Exercise 02.3 — the Jacobian of the sine shear",
+@_checker("Exercise 02.2 — the Jacobian of the sine shear",
           "write sine_shear_jacobian(x1, x2, c) returning [[∂y₁/∂x₁, ∂y₁/∂x₂], [∂y₂/∂x₁, ∂y₂/∂x₂]] and run the "
           "cell again.")
 def check_sine_shear_jacobian(fn: Callable) -> str:
-    """Exercise 02.3: ``fn(x1, x2, c)`` returns the 2x2 Jacobian of y = (x1 + c sin x2, x2 + c sin x1) (c: the shear
+    """Exercise 02.2: ``fn(x1, x2, c)`` returns the 2x2 Jacobian of y = (x1 + c sin x2, x2 + c sin x1) (c: the shear
     strength; not called s, which lesson 04 uses for a coupling layer's log-scale) as
     [[dy1/dx1, dy1/dx2], [dy2/dx1, dy2/dx2]] (a nested list, array or tensor)."""
     from .testing import jacobian
@@ -137,6 +137,15 @@ def check_sine_shear_jacobian(fn: Callable) -> str:
         if torch.allclose(got, truth.T, atol=1e-6):
             raise _wrong("transposed", f"{where} you returned the transpose: row i holds the derivatives of output "
                                        f"y_i (J[i][j] = ∂y_i/∂x_j).")
+        no_c = torch.tensor([[1.0, math.cos(x2)], [math.cos(x1), 1.0]], dtype=torch.float64)
+        if torch.allclose(got, no_c, atol=1e-6):
+            raise _wrong("forgot_c", f"{where} your off-diagonal entries are cos x₂ and cos x₁ without the shear "
+                                     f"strength c: y₁ = x₁ + c·sin x₂, so ∂y₁/∂x₂ = c·cos x₂.")
+        sin_for_cos = torch.tensor([[1.0, c * math.sin(x2)], [c * math.sin(x1), 1.0]], dtype=torch.float64)
+        if torch.allclose(got, sin_for_cos, atol=1e-6) or torch.allclose(got, -sin_for_cos + 2 * torch.eye(2,
+                                                                                   dtype=torch.float64), atol=1e-6):
+            raise _wrong("sin_for_cos", f"{where} your off-diagonal entries use sin where the derivative of sin is "
+                                        f"needed: d/dx₂ (c·sin x₂) = c·cos x₂.")
         if torch.allclose(got.diagonal(), truth.diagonal(), atol=1e-6):
             raise _wrong("off_diagonal", f"{where} the diagonal is right but the off-diagonal entries are not: "
                                          f"∂y_1/∂x_2 = c·cos x_2 and ∂y_2/∂x_1 = ?")
@@ -184,7 +193,14 @@ def check_composition_log_prob(fn: Callable) -> str:
             lds.append(ld)
         total = torch.stack(lds).sum(0)
         lp = base.log_prob(z)
+        zr, total_r = x, torch.zeros(x.shape[0])
+        for f in reversed(flows):
+            zr, ld = f(zr)
+            total_r = total_r + ld
         diagnoses = [
+            ("reversed_order", base.log_prob(zr) + total_r, "you applied the flows in reverse list order; the list "
+                                                             "goes from the data to the latent: h₁ = flows[0](x), "
+                                                             "h₂ = flows[1](h₁), ..."),
             ("logdet_sign", lp - total, "the log-dets have the wrong sign: in the data -> latent direction they are "
                                         "ADDED, log q(x) = log p(z) + Σ log|det ∂f_k/∂h|."),
             ("missing_logdet", lp, "you left out the log-determinants: each layer stretches or squeezes volume, and "
@@ -223,7 +239,12 @@ def check_kl_gap(answer) -> str:
     if math.isclose(a, -nll, abs_tol=1e-3) or math.isclose(a, nll + floor, abs_tol=1e-3):
         raise _wrong("decomposition", "write the cross-entropy as E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) "
                                       "and solve for the KL.")
-    raise _wrong("wrong", f"{a} is not it. Use E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) with the numbers above.")
+    if math.isclose(a, (nll - floor) / math.log(2), abs_tol=1e-3) or math.isclose(a, (nll - floor) * math.log(2),
+                                                                                   abs_tol=1e-3):
+        raise _wrong("units", f"{a} is the gap converted between nats and bits; both numbers are given in nats, and "
+                              "the question asks for nats.")
+    raise _wrong("wrong", f"{a:g} is not it. Use " + "E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) with the "
+                          "numbers above.")
 
 
 PASS_KEYS = ("maf_density", "maf_sampling", "iaf_density", "iaf_sampling")
@@ -257,5 +278,10 @@ def check_pass_counts(answer, dim: int = 10) -> str:
             note = (f" (You counted {dim - 1} for a sequential direction: right if the first coordinate's pass is "
                     f"skipped, since its shift and scale depend on no input; flowlib runs all {dim}.)")
         return "MAF: density 1 pass, sampling D passes; IAF: the reverse. Same maths, opposite directions." + note
+    swapped = {"maf_density": (dim, dim - 1), "maf_sampling": (1,), "iaf_density": (1,), "iaf_sampling": (dim, dim - 1)}
+    if all(answer[k] in swapped[k] for k in PASS_KEYS):
+        raise _wrong("maf_iaf_swapped", "your four numbers are right for the other model: you swapped MAF and IAF.",
+                     "MAF computes its shift and scale from x (the data), so its DENSITY direction is one pass; IAF "
+                     "computes them from z, so its SAMPLING direction is one pass.")
     k = wrong[0]
     raise _wrong(f"wrong_{k}", f"{k} = {answer[k]!r} is wrong ({len(wrong)} of 4 wrong).", why[k])
