@@ -167,7 +167,7 @@ def _logit_case(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def logit_bits_per_dim(log_q_w: torch.Tensor, y: torch.Tensor, alpha: float = _ALPHA) -> torch.Tensor:
-    """The right answer: log q(y) = log q_W(w) + sum_i log|dw_i/dy_i|, w_i = logit(s_i), s_i = alpha + (1-2alpha) y_i,
+    """The right answer: log q(y) = log q_W(w) + sum_i log|dw_i/dy_i|, w_i = logit(s_i), v_i = alpha + (1-2alpha) y_i,
     dw/dy = (1 - 2 alpha) / (s (1 - s)); then the scaling's -64 ln 17 and the conversion to bits per dimension."""
     s = alpha + (1 - 2 * alpha) * y
     log_q_y = log_q_w + (math.log(1 - 2 * alpha) - torch.log(s) - torch.log1p(-s)).sum(dim=1)
@@ -186,7 +186,7 @@ def check_logit_bits_per_dim(bpd) -> str:
     got = _tensor(out, "your bits/dim", (y.shape[0],))
     truth = logit_bits_per_dim(log_q_w, y)
     if torch.allclose(got, truth, rtol=1e-6, atol=1e-8):
-        return ("log q(y) = log q_W(w) + Σ [log(1 − 2α) − log s − log(1 − s)], then −(log q(y) − 64 ln 17)/(64 ln 2): "
+        return ("log q(y) = log q_W(w) + Σ [log(1 − 2λ) − log v − log(1 − v)], then −(log q(y) − 64 ln 17)/(64 ln 2): "
                 "every step between the discrete image and the flow's latent counted once.")
     s = _ALPHA + (1 - 2 * _ALPHA) * y
     ld = (math.log(1 - 2 * _ALPHA) - torch.log(s) - torch.log1p(-s)).sum(dim=1)
@@ -199,10 +199,10 @@ def check_logit_bits_per_dim(bpd) -> str:
                               "the logit step's log-det has the wrong sign: in the data → latent direction it is "
                               "ADDED, log q(y) = log q_W(w) + Σ log|dw_i/dy_i| (lesson 01's change of variables)."),
         "forgot_one_minus_2alpha": (-(log_q_w + ld - d * math.log(1 - 2 * _ALPHA) - d * ln17) / (d * ln2),
-                                    "the derivative of the squeeze s = α + (1 − 2α) y is missing: dw/dy = "
-                                    "(1 − 2α) / (s (1 − s)), so each pixel adds log(1 − 2α) too."),
+                                    "the derivative of the affine step v = λ + (1 − 2λ) y is missing: dw/dy = "
+                                    "(1 − 2λ) / (v (1 − v)), so each pixel adds log(1 − 2λ) too."),
         "logit_of_y": (-(log_q_w + (math.log(1 - 2 * _ALPHA) - torch.log(y) - torch.log1p(-y)).sum(1) - d * ln17)
-                       / (d * ln2), "you evaluated the logit's derivative at y; it is evaluated at s = α + (1 − 2α) y, "
+                       / (d * ln2), "you evaluated the logit's derivative at y; it is evaluated at v = λ + (1 − 2λ) y, "
                                     "the value the logit actually receives."),
         "forgot_scaling": (-(log_q_w + ld) / (d * ln2), "the scaling y = (x + u)/17 has a log-det too: subtract "
                                                         "64 ln 17 (section 6)."),
@@ -214,9 +214,9 @@ def check_logit_bits_per_dim(bpd) -> str:
     }
     for diagnosis, (v, message) in variants.items():
         if torch.allclose(got, v, rtol=1e-6, atol=1e-8):
-            raise _wrong(diagnosis, message, "write the chain x → y = (x + u)/17 → s = α + (1 − 2α) y → w = logit(s) "
+            raise _wrong(diagnosis, message, "write the chain x → y = (x + u)/17 → v = λ + (1 − 2λ) y → w = logit(v) "
                                              "and add one log-det per arrow.")
     i = int((got - truth).abs().argmax())
     raise _wrong("value", f"for image {i + 1} (counting from 1) you return {float(got[i]):.4f}, expected "
                           f"{float(truth[i]):.4f}.",
-                 "log q(y) = log q_W(w) + Σ_i [log(1 − 2α) − log s_i − log(1 − s_i)], s_i = α + (1 − 2α) y_i.")
+                 "log q(y) = log q_W(w) + Σ_i [log(1 − 2λ) − log v_i − log(1 − v_i)], v_i = λ + (1 − 2λ) y_i.")

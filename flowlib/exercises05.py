@@ -77,7 +77,7 @@ def check_pipeline_bits_per_dim(fn) -> str:
         log_q = log_p_z + logdet_flow + ld_pre
         variants = {
             "forgot_preprocessing": (-(log_p_z + logdet_flow) / (d * ln2),
-                                     "the pre-processing y → y/256 → α + (1 − 2α)·y/256 → logit is a flow too: its "
+                                     "the pre-processing y → y/256 → λ + (1 − 2λ)·y/256 → logit is a flow too: its "
                                      "log-det belongs to log q(y), and leaving it out is the published bug this "
                                      "lesson warns about."),
             "forgot_flow_logdet": (-(log_p_z + ld_pre) / (d * ln2), "the image flow's own log-det is missing: "
@@ -90,17 +90,18 @@ def check_pipeline_bits_per_dim(fn) -> str:
             "forgot_1_over_256": (-(log_q + d * math.log(256)) / (d * ln2),
                                   "the division by 256 is a step with a log-det too: −log 256 per value."),
             "forgot_one_minus_2alpha": (-(log_q - d * math.log(1 - 2 * alpha)) / (d * ln2),
-                                        "the factor (1 − 2α) of s = α + (1 − 2α)·y/256 contributes log(1 − 2α) per "
+                                        "the factor (1 − 2λ) of v = λ + (1 − 2λ)·y/256 contributes log(1 − 2λ) per "
                                         "value."),
             "logit_at_y": (-(log_p_z + logdet_flow + (math.log(1 - 2 * alpha) - math.log(256) - torch.log(y / 256)
                                                        - torch.log1p(-y / 256)).reshape(4, -1).sum(1)) / (d * ln2),
-                           "the logit's derivative 1/(s(1 − s)) is taken at s = α + (1 − 2α)·y/256, not at y/256."),
+                           "the logit's derivative 1/(v(1 − v)) is taken at v = λ + (1 − 2λ)·y/256, not at y/256."),
             "multiplied_by_ln2": (-log_q * ln2 / d, "you MULTIPLIED by ln 2; a nat is 1/ln 2 ≈ 1.44 bits, so nats → "
                                                     "bits DIVIDES by ln 2."),
             "nats": (-log_q / d, "that is nats per dimension; divide by ln 2 as well."),
             "per_image": (-log_q / ln2, "that is bits per IMAGE; divide by D = C·H·W."),
             "hard_coded_784": (-log_q / (784 * ln2), f"for images of shape {shape} you divide by 784, the size of a "
-                                                     f"28×28 image (a bug real Glow code shipped): read D from y."),
+                                                     f"28×28 image (rosinality/glow-pytorch issues #3 and #4 report "
+                                                     f"such a hard-coded count): read D from y."),
             "forgot_channels": (-log_q / (h * w * ln2), f"for shape {shape} you divide by H·W = {h * w}; every "
                                                         f"channel value is a dimension too: D = C·H·W = {d}."),
             "sign": (log_q / (d * ln2), "bits/dim is a NEGATIVE log-likelihood: lower is better."),
@@ -108,12 +109,12 @@ def check_pipeline_bits_per_dim(fn) -> str:
         for diagnosis, (v, message) in variants.items():
             if torch.allclose(got, v, rtol=1e-6, atol=1e-9):
                 raise _wrong(diagnosis, f"for images of shape {shape}: {message}",
-                             "write the chain y → y/256 → s = α + (1 − 2α)·y/256 → w = logit(s) → z and add one "
+                             "write the chain y → y/256 → v = λ + (1 − 2λ)·y/256 → w = logit(v) → z and add one "
                              "log-det per arrow; then divide by −D ln 2.")
         i = int((got - truth).abs().argmax())
         raise _wrong("value", f"for images of shape {shape}, image {i + 1} (counting from 1): you return "
                               f"{float(got[i]):.4f}, expected {float(truth[i]):.4f}.")
-    return ("log q(y) = log p(z) + flow log-det + Σ [log(1 − 2α) − log 256 − log s − log(1 − s)], divided by −D ln 2 "
+    return ("log q(y) = log p(z) + flow log-det + Σ [log(1 − 2λ) − log 256 − log v − log(1 − v)], divided by −D ln 2 "
             "with D read from y: what flowlib.images.bits_per_dim computes, because every step is a Flow.")
 
 
