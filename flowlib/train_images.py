@@ -73,13 +73,20 @@ def data_splits(config: dict, root=None) -> tuple[torch.Tensor, torch.Tensor, to
 
 
 @torch.no_grad()
-def evaluate(model, images: torch.Tensor, batch_size: int = 500, seed: int = 1234, device=None) -> float:
-    """Mean test bits/dim over ``images`` with a fixed noise seed (so reruns agree)."""
+def evaluate(model, images: torch.Tensor, batch_size: int = 500, seed: int = 1234, device=None,
+             progress: bool = False) -> float:
+    """Mean test bits/dim over ``images`` with a fixed noise seed (so reruns agree); ``progress=True`` shows a bar
+    over the batches (a lesson's evaluation of thousands of images takes minutes on a CPU)."""
     model.eval()
     device = device or next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     total = 0.0
-    for i in range(0, images.shape[0], batch_size):
+    starts = range(0, images.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"bits/dim of {images.shape[0]} images", unit="batch")
+    for i in starts:
         total += float(bits_per_dim(model, images[i: i + batch_size].to(device), generator=g).sum())
     model.train()
     return total / images.shape[0]
