@@ -24,6 +24,7 @@ import torch
 
 from . import checkpoints
 from .fashion_mnist import load as load_fashion_mnist
+from .builders import glow
 from .image_models import multiscale_realnvp
 from .images import bits_per_dim, dequantize
 from .train import History, fit
@@ -37,8 +38,15 @@ CONFIGS: dict[str, dict] = {
     "realnvp-fmnist-tiny": dict(builder="multiscale_realnvp", model=dict(levels=2, couplings=2, hidden=16),
                                 batch_size=32, lr=1e-3, warmup=10, epochs=1, val_size=200, seed=0,
                                 train_subset=512, test_subset=256),
+    # the shipped Glow of lessons 06-07 (0.87M parameters; trained over several sittings through resume)
+    "glow-fmnist": dict(builder="glow", model=dict(levels=2, steps=16, hidden=128, coupling="affine", mixing="lu"),
+                        batch_size=64, lr=1e-3, warmup=500, epochs=24, val_size=2000, seed=0),
+    # the same recipe, tiny, for tests and fast mode
+    "glow-fmnist-tiny": dict(builder="glow", model=dict(levels=2, steps=2, hidden=16, coupling="affine", mixing="lu"),
+                             batch_size=32, lr=1e-3, warmup=10, epochs=1, val_size=200, seed=0,
+                             train_subset=512, test_subset=256),
 }
-BUILDERS = {"multiscale_realnvp": multiscale_realnvp}
+BUILDERS = {"multiscale_realnvp": multiscale_realnvp, "glow": glow}
 
 
 def build(config: dict) -> torch.nn.Module:
@@ -93,15 +101,20 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, seed: int = 123
 
 
 def _batches(train: torch.Tensor, batch_size: int, seed: int, start_step: int):
-    """An endless stream of dequantized batches, reshuffled every epoch; skips what a resumed run already saw."""
+    """An endless stream of dequantized batches, reshuffled every epoch.
+
+    Everything random is a function of (seed, step): the order of an epoch from (seed, epoch), the noise of a batch
+    from (seed, step). A resumed run therefore sees exactly the batches, noise included, that an uninterrupted run
+    would have seen from ``start_step`` on.
+    """
     steps_per_epoch = train.shape[0] // batch_size
     epoch, offset = divmod(start_step, steps_per_epoch)
     while True:
-        g = torch.Generator().manual_seed(seed * 100003 + epoch)
-        perm = torch.randperm(train.shape[0], generator=g)
+        perm = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed * 100003 + epoch))
         for b in range(offset, steps_per_epoch):
+            step = epoch * steps_per_epoch + b + 1  # the step this batch is for (steps count from 1)
             x = train[perm[b * batch_size: (b + 1) * batch_size]]
-            yield dequantize(x, generator=g)
+            yield dequantize(x, generator=torch.Generator().manual_seed(seed * 1_000_003 + step))
         epoch, offset = epoch + 1, 0
 
 
@@ -161,23 +174,33 @@ def run(name: str, workdir: pathlib.Path, release: bool = False, threads: int | 
             save_state(step)
             last_save = time.perf_counter()
 
-    def on_term(signum, frame):  # a killed session: stop like Ctrl-C, so the checkpoint below is written
-        raise KeyboardInterrupt
+    stop = {"signal": None}
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    def on_signal(signum, frame):
+        # Ctrl-C or a killed session: only note it here. The step under way completes (update, schedule, history),
+        # then stop_at_step_boundary ends training, so the checkpoint below is always consistent.
+        stop["signal"] = signal.Signals(signum).name
+        print(f"\n{stop['signal']} received: finishing the current step, then saving a checkpoint.", flush=True)
+
+    def stop_at_step_boundary(step, loss, model, hist):
+        if stop["signal"]:
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         if start_step < total_steps:
             history = fit(model, _batches(train, config["batch_size"], config["seed"], start_step),
                           steps=total_steps - start_step, optimizer=optimizer, scheduler=scheduler,
-                          start_step=start_step, history=history, callbacks=[callback], clip_grad=50.0,
-                          device=device)
+                          start_step=start_step, history=history, callbacks=[callback, stop_at_step_boundary],
+                          clip_grad=50.0, device=device)
             t_start = time.perf_counter()  # fit() has added its own time to history.seconds
             save_state(history.step[-1] if history.step else start_step)
             if history.interrupted:
                 print(f"checkpoint saved in {last}; run the same command again to resume.")
                 return {"interrupted": True, "step": history.step[-1] if history.step else start_step}
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
     test_bpd = evaluate(model, test, device=device)
     result = dict(test_bpd=round(test_bpd, 4), train_seconds=round(history.seconds, 1), steps=total_steps,

@@ -187,3 +187,35 @@ case("MultiScale-realnvp", seeded(_nudged(lambda: multiscale_realnvp_flow((1, 8,
 case("MultiScale-minimal", seeded(_nudged(lambda: MultiScale((2, 2, 2), [Squeeze((2, 2, 2))]))), normal(2, 2, 2))
 case("logit-preprocessing", seeded(lambda: logit_preprocessing(256, 0.05)), pixels(1, 2, 2), structure="diagonal")
 case("Reshape", seeded(lambda: Reshape((6,), (1, 2, 3))), normal(6))
+
+# ---- Glow (lesson 06) ----------------------------------------------------------------------------------------------
+from flowlib.bijections import ActNorm, ChannelPermutation, GlowCoupling, InvConv1x1, InvConv1x1LU, SplitPrior  # noqa: E402
+from flowlib.builders import glow_flow  # noqa: E402
+
+
+def _initialised_actnorm(make: Callable[[], Flow], data: Callable[[int], torch.Tensor]) -> Callable[[], Flow]:
+    # ActNorm in its normal mode: initialised on another batch (seeded), then nudged so scales differ per channel.
+    def build() -> Flow:
+        f = make()
+        f(data(16) * 2.0 + 0.5)
+        with torch.no_grad():
+            for p in f.parameters():
+                p.add_(0.1 * torch.randn(p.shape))
+        return f
+
+    return build
+
+
+case("ActNorm-image", seeded(_initialised_actnorm(lambda: ActNorm(3, (3, 2, 2)), normal(3, 2, 2, seed=7))),
+     normal(3, 2, 2), structure="diagonal")
+case("ActNorm-vector", seeded(_initialised_actnorm(lambda: ActNorm(4), normal(4, seed=7))), normal(4),
+     structure="diagonal")
+case("InvConv1x1", seeded(_nudged(lambda: InvConv1x1(3, (3, 2, 2), seed=1), 0.2)), normal(3, 2, 2))
+case("InvConv1x1LU", seeded(_nudged(lambda: InvConv1x1LU(4, (4, 2, 2), seed=1), 0.2)), normal(4, 2, 2))
+case("ChannelPermutation", seeded(lambda: ChannelPermutation.shuffle(4, seed=3)), normal(4, 2, 2))
+case("GlowCoupling-affine", seeded(_nudged(lambda: GlowCoupling((4, 2, 2), hidden=8))), normal(4, 2, 2))
+case("GlowCoupling-additive", seeded(_nudged(lambda: GlowCoupling((3, 2, 2), hidden=8, kind="additive"))),
+     normal(3, 2, 2))
+case("SplitPrior", seeded(_nudged(lambda: SplitPrior((4, 2, 2)))), normal(4, 2, 2))
+case("Glow-small", seeded(_initialised_actnorm(_nudged(lambda: glow_flow((1, 4, 4), levels=2, steps=2, hidden=4),
+                                                       0.1), normal(1, 4, 4, seed=7))), normal(1, 4, 4), n=3)
