@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def lesson_times(args: list[str]) -> None:
                                 for o in cell.outputs)
                     first = (cell.source.strip().splitlines() or [""])[0][:60]
                     times.append((time.perf_counter() - t0, f"cell {i}: {first}", shows))
+                    # as it goes, on stderr: a run stopped half-way (a busy machine, a timeout) still says something
+                    print(f"{path.stem} {times[-1][1]!r}: {times[-1][0]:.1f} s", file=sys.stderr, flush=True)
             total = time.perf_counter() - start
             slow = sorted(times, reverse=True)[: opts.top]
             silent = [name for s, name, shows in times if s > TARGET_CELL_S and not shows]
