@@ -51,18 +51,21 @@ def describe_multiscale(flow: MultiScale) -> list[dict]:
     rows, shape = [{"stage": "input x", "shape": flow.event_shape}], flow.event_shape
     for i, level in enumerate(flow.levels):
         parts = list(level.flows) if isinstance(level, Compose) else [level]
-        couplings = 0
-        for p in parts:
+        couplings, others = 0, {}
+        for k, p in enumerate(parts):
             new = output_shape(p, shape)
+            name = type(p).__name__
             if isinstance(p, Squeeze):
                 rows.append({"stage": f"level {i + 1}: squeeze", "shape": new})
-            elif "Coupling" in type(p).__name__:
+            elif "Coupling" in name:
                 couplings += 1
-            else:
-                rows.append({"stage": f"level {i + 1}: {type(p).__name__.lower()} per channel"
-                             if type(p).__name__ == "Affine" else f"level {i + 1}: {type(p).__name__}", "shape": new})
+            elif name == "Affine" and k == 1:  # the per-channel affine right after the squeeze (multiscale_realnvp)
+                rows.append({"stage": f"level {i + 1}: affine per channel", "shape": new})
+            else:  # other layers between the couplings (e.g. Glow's ActNorm, 1x1 convolutions): counted, not drawn
+                others[name] = others.get(name, 0) + 1
             shape = new
-        rows.append({"stage": f"level {i + 1}: {couplings} couplings", "shape": shape})
+        extra = "".join(f" + {n} {name}" for name, n in others.items())
+        rows.append({"stage": f"level {i + 1}: {couplings} couplings{extra}", "shape": shape})
         if i < len(flow.levels) - 1:
             rows.append({"stage": f"z_{i + 1} factored out", "shape": flow.latent_shapes[i], "out": True})
             shape = (shape[0] - flow.latent_shapes[i][0], *shape[1:])

@@ -177,3 +177,23 @@ def test_updates_move_artists_instead_of_adding_them(realnvp_2d, image_model):
         for v in values:
             w.controls[name].value = v
         assert [len(ax.get_children()) for ax in w.axes] == counts, w.title
+
+
+def test_multiscale_drawing_shows_the_kept_half_that_the_next_squeeze_receives():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from flowlib.image_models import multiscale_realnvp_flow
+    from flowlib.plot_images import describe_multiscale, draw_multiscale
+
+    rows = describe_multiscale(multiscale_realnvp_flow((1, 28, 28), levels=2, couplings=2, hidden=4))
+    stages = [r["stage"] for r in rows]
+    kept = rows[stages.index("kept half")]["shape"]
+    squeeze2 = rows[stages.index("level 2: squeeze")]["shape"]
+    assert kept == (2, 14, 14) and squeeze2 == (4 * kept[0], kept[1] // 2, kept[2] // 2)  # 2x14x14 -> 8x7x7
+    assert "level 1: affine per channel" in stages and "level 2: affine per channel" in stages
+    out = [r["shape"] for r in rows if r.get("out")]
+    assert sum(math.prod(s) for s in out) == 784  # the factored-out parts are the whole latent
+    ax = draw_multiscale(multiscale_realnvp_flow((1, 28, 28), levels=2, couplings=2, hidden=4))
+    texts = [t.get_text() for t in ax.texts]
+    assert "2×14×14" in texts and texts.count("8×7×7") == 4  # squeeze, affine, couplings, z_2
