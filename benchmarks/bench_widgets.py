@@ -13,11 +13,11 @@ def _cases():
     import torch
 
     import flowlib as fl
-    from flowlib import fashion_mnist, widgets2d, widgets_coupling, widgets_images
-    from flowlib.autoregressive import maf
-    from flowlib.realnvp import make_realnvp
-    from flowlib.train_images import load_pretrained_model
-    from flowlib.widgets import change_of_variables
+    from flowlib.builders import make_realnvp, maf
+    from flowlib.data import fashion_mnist
+    from flowlib.training.images import load_pretrained_model
+    from flowlib_teaching import widgets
+    from flowlib_teaching.widgets import change_of_variables, widgets_coupling, widgets_images
 
     torch.manual_seed(0)
     model = fl.FlowModel(maf(2, num_layers=8, hidden=(64, 64)), fl.StandardNormal(2))
@@ -38,9 +38,9 @@ def _cases():
     return [
         ("lesson01_affine", change_of_variables(map_name="affine"), "b", lambda i: -2.0 + 0.4 * (i % 10)),
         ("lesson01_sinh-arcsinh", change_of_variables(map_name="sinh-arcsinh"), "skew", lambda i: -1.0 + 0.2 * (i % 10)),
-        ("lesson02_matrix_deformation", widgets2d.matrix_deformation(), "a", lambda i: -1.5 + 0.1 * (i % 30)),
-        ("lesson02_local_linearization", widgets2d.local_linearization(), "px", lambda i: -2.0 + 0.1 * (i % 40)),
-        ("lesson03_layer_stepper", widgets2d.layer_stepper(model), "k", lambda i: i % 9),
+        ("lesson02_matrix_deformation", widgets.matrix_deformation(), "a", lambda i: -1.5 + 0.1 * (i % 30)),
+        ("lesson02_local_linearization", widgets.local_linearization(), "px", lambda i: -2.0 + 0.1 * (i % 40)),
+        ("lesson03_layer_stepper", widgets.layer_stepper(model), "k", lambda i: i % 9),
         ("lesson04_coupling_layer", widgets_coupling.coupling_layer(), "s0", lambda i: -1.0 + 0.1 * (i % 20)),
         ("lesson04_realnvp_stepper", widgets_coupling.realnvp_stepper(realnvp), "k", lambda i: i % 10),
         ("lesson05_temperature", widgets_images.temperature_samples(shipped), "T", lambda i: 0.3 + 0.05 * (i % 15)),

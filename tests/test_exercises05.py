@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from flowlib import images
-from flowlib.exercises import ExerciseError
-from flowlib.exercises05 import check_latent_shapes, check_pipeline_bits_per_dim, check_unsqueeze
+from flowlib_teaching.exercises.lesson01 import ExerciseError
+from flowlib_teaching.exercises.lesson05 import check_latent_shapes, check_pipeline_bits_per_dim, check_unsqueeze
 
 
 def _pre(y, alpha, levels=256, at=None, one_minus_2a=True):

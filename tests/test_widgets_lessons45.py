@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import flowlib as fl
-from flowlib import images, plot2d, widgets_coupling as wc, widgets_images as wi
-from flowlib.image_models import multiscale_realnvp
-from flowlib.plot_images import image_grid
-from flowlib.realnvp import make_realnvp
+from flowlib import images
+from flowlib.builders import make_realnvp, multiscale_realnvp
+from flowlib_teaching import plot2d
+from flowlib_teaching.plot_images import image_grid
+from flowlib_teaching.widgets import widgets_coupling as wc, widgets_images as wi
 
 
 def _normal(v):
@@ -183,8 +184,8 @@ def test_multiscale_drawing_shows_the_kept_half_that_the_next_squeeze_receives()
     import matplotlib
 
     matplotlib.use("Agg")
-    from flowlib.image_models import multiscale_realnvp_flow
-    from flowlib.plot_images import describe_multiscale, draw_multiscale
+    from flowlib.builders import multiscale_realnvp_flow
+    from flowlib_teaching.plot_images import describe_multiscale, draw_multiscale
 
     rows = describe_multiscale(multiscale_realnvp_flow((1, 28, 28), levels=2, couplings=2, hidden=4))
     stages = [r["stage"] for r in rows]
