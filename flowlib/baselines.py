@@ -3,15 +3,15 @@ Gaussian VAE (lesson 03).
 
 The VAE, for vector data:
 
-    encoder  q(u | x) = N(u; m(x), diag s(x)^2)        decoder  p(x | u) = N(x; mu(u), diag sigma(u)^2)
+    encoder  e(u | x) = N(u; m(x), diag s(x)^2)        decoder  p(x | u) = N(x; mu(u), diag sigma(u)^2)
     prior    p(u) = N(0, I)
 
 (u is the VAE's latent, to keep z for the flow's.) The VAE's likelihood p(x) = ∫ p(x | u) p(u) du has no closed
 form; training maximises the evidence lower bound
 
-    ELBO(x) = E_{q(u|x)}[log p(x | u) + log p(u) - log q(u | x)]  <=  log p(x),
+    ELBO(x) = E_{e(u|x)}[log p(x | u) + log p(u) - log e(u | x)]  <=  log p(x),
 
-and the true log p(x) can only be estimated, e.g. by importance sampling with K samples from q(u | x) (IWAE,
+and the true log p(x) can only be estimated, e.g. by importance sampling with K samples from e(u | x) (IWAE,
 Burda et al. 2016), a tighter bound that approaches log p(x) as K grows. A flow gives log q(x) exactly.
 
 ``log_prob`` returns the ELBO (one sample), so that ``flowlib.training.fit`` trains the VAE like any other model; it
@@ -59,7 +59,7 @@ class GaussianVAE(nn.Module):
         return mu, self._bounded(raw)
 
     def _log_weights(self, x: Tensor, k: int) -> Tensor:
-        """log p(x | u) + log p(u) - log q(u | x) for k samples u ~ q(u | x): shape (k, B)."""
+        """log p(x | u) + log p(u) - log e(u | x) for k samples u ~ e(u | x): shape (k, B)."""
         m, log_s = self.encode(x)
         u = m + torch.exp(log_s) * torch.randn((k, *m.shape), dtype=m.dtype, device=m.device)
         mu, log_sigma = self.decode(u)
@@ -76,7 +76,7 @@ class GaussianVAE(nn.Module):
 
     @torch.no_grad()
     def importance_log_likelihood(self, x: Tensor, k: int = 256) -> Tensor:
-        """log (1/K) sum_k p(x, u_k) / q(u_k | x): the IWAE estimate of log p(x), tighter than the ELBO for K > 1."""
+        """log (1/K) sum_k p(x, u_k) / e(u_k | x): the IWAE estimate of log p(x), tighter than the ELBO for K > 1."""
         return torch.logsumexp(self._log_weights(x, k), dim=0) - math.log(k)
 
     @torch.no_grad()

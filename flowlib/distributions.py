@@ -25,7 +25,7 @@ def _check_n(n) -> int:
 class StandardNormal(nn.Module):
     """p(z) = N(0, I) over ``event_shape``.   log p(z) = -0.5 * (|z|^2 + D log 2 pi).
 
-    ``sample(n, temperature=T)`` draws from N(0, T^2 I) (Glow's "temperature"); T < 1 trades diversity for quality.
+    ``sample(n, temperature=T)`` draws from N(0, T^2 I) (Glow's "temperature"); T < 1 gives less varied samples (what else changes depends on the flow: see FlowModel).
     """
 
     def __init__(self, event_shape=1):

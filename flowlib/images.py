@@ -1,6 +1,6 @@
 """Images as continuous data: dequantization, the logit pre-processing, and bits per dimension — in one place.
 
-The convention of the whole course (lessons 05-07), written once:
+The convention of the course's image lessons (lesson 05 and those that follow), written once:
 
     x      integer pixels in {0, ..., L - 1}^D                       (L levels: 256 for 8-bit Fashion-MNIST)
     y      = x + u,  u ~ Uniform[0, 1)^D                             (uniform dequantization, noise width 1)

@@ -15,8 +15,9 @@ class FlowModel(nn.Module):
     """``log_prob(x)`` and ``sample(n, temperature)`` for a flow and a base distribution.
 
     A note on temperature: sampling z ~ N(0, T^2 I) and mapping it through f^{-1} samples the density proportional to
-    q(x)^(1/T^2) only when f is volume preserving (additive couplings); with affine couplings it is a useful heuristic,
-    not that distribution.
+    q(x)^(1/T^2) exactly when log|det df/dx| is the same constant for every x (e.g. additive couplings, even followed
+    by a fixed element-wise scale); when the log-det varies with x (affine couplings, a logit pre-processing) it is a
+    heuristic, not that distribution.
     """
 
     def __init__(self, flow: Flow, base: nn.Module):

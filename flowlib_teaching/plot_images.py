@@ -45,23 +45,32 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
 
 
 def describe_multiscale(flow: MultiScale) -> list[dict]:
-    """One row per stage: what it is and the shape it outputs (for the drawing and for a printed table)."""
+    """One row per stage: what it is and the shape it outputs (for the drawing and for a printed table).
+
+    Rows of a factored-out latent have ``out=True``; the half that goes on to the next level is a row of its own
+    ("kept"), so that every squeeze is drawn from the shape it really receives."""
     rows, shape = [{"stage": "input x", "shape": flow.event_shape}], flow.event_shape
     for i, level in enumerate(flow.levels):
         parts = list(level.flows) if isinstance(level, Compose) else [level]
-        couplings = 0
-        for p in parts:
+        couplings, others = 0, {}
+        for k, p in enumerate(parts):
             new = p.forward_shape(shape)
+            name = type(p).__name__
             if isinstance(p, Squeeze):
                 rows.append({"stage": f"level {i + 1}: squeeze", "shape": new})
-            elif "Coupling" in type(p).__name__:
+            elif "Coupling" in name:
                 couplings += 1
+            elif name == "Affine" and k == 1:  # the per-channel affine right after the squeeze (multiscale_realnvp)
+                rows.append({"stage": f"level {i + 1}: affine per channel", "shape": new})
+            else:  # other layers between the couplings (e.g. Glow's ActNorm, 1x1 convolutions): counted, not drawn
+                others[name] = others.get(name, 0) + 1
             shape = new
-        rows.append({"stage": f"level {i + 1}: {couplings} couplings", "shape": shape})
+        extra = "".join(f" + {n} {name}" for name, n in others.items())
+        rows.append({"stage": f"level {i + 1}: {couplings} couplings{extra}", "shape": shape})
         if i < len(flow.levels) - 1:
             rows.append({"stage": f"z_{i + 1} factored out", "shape": flow.latent_shapes[i], "out": True})
             shape = (shape[0] - flow.latent_shapes[i][0], *shape[1:])
-            rows.append({"stage": "continues", "shape": shape})
+            rows.append({"stage": "kept half", "shape": shape})
         else:
             rows.append({"stage": f"z_{i + 1}", "shape": shape, "out": True})
     return rows
@@ -69,15 +78,16 @@ def describe_multiscale(flow: MultiScale) -> list[dict]:
 
 def draw_multiscale(flow: MultiScale, ax=None):
     """The architecture as boxes, one per stage, with the shape each stage outputs; factored-out latents in orange,
-    below the level they leave."""
-    rows = [r for r in describe_multiscale(flow) if r["stage"] != "continues"]
+    below the level they leave; the kept half goes on to the next level's squeeze."""
+    rows = describe_multiscale(flow)
     if ax is None:
-        _, ax = plt.subplots(figsize=(12, 2.8))
+        _, ax = plt.subplots(figsize=(max(12, 1.45 * len(rows)), 2.8))
 
     def box(x, y, r, color):
         ax.add_patch(FancyBboxPatch((x, y), 1.6, 0.9, boxstyle="round,pad=0.05", fc=color, ec="k"))
-        ax.text(x + 0.8, y + 0.6, r["stage"], ha="center", va="center", fontsize=8)
-        ax.text(x + 0.8, y + 0.25, "×".join(map(str, r["shape"])), ha="center", va="center", fontsize=9,
+        ax.text(x + 0.8, y + 0.6, r["stage"].replace(": ", ":\n", 1) if len(r["stage"]) > 18 else r["stage"],
+                ha="center", va="center", fontsize=7)
+        ax.text(x + 0.8, y + 0.2, "×".join(map(str, r["shape"])), ha="center", va="center", fontsize=9,
                 family="monospace")
 
     x = 0.0
@@ -87,7 +97,8 @@ def draw_multiscale(flow: MultiScale, ax=None):
             box(x - 2.0, -1.3, r, "#f4a259")
             ax.annotate("", xy=(x - 1.2, -0.35), xytext=(x - 1.2, -0.05), arrowprops=dict(arrowstyle="->"))
             continue
-        box(x, 0.0, r, "#f4a259" if r.get("out") else "#8cb4d9")
+        color = "#f4a259" if r.get("out") else ("#d9d9d9" if r["stage"] == "kept half" else "#8cb4d9")
+        box(x, 0.0, r, color)
         if x > 0:
             ax.annotate("", xy=(x - 0.05, 0.45), xytext=(x - 0.35, 0.45), arrowprops=dict(arrowstyle="->"))
         x += 2.0

@@ -46,10 +46,14 @@ class LiveLossPlot:
 
     def __init__(self, every: int = 25, title: str = "training loss", steps: int | None = None,
                  reference: tuple[float, str] | None = None, ylabel: str = "negative log-likelihood (nats)",
-                 window: int = 25, dpi: int = 80):
+                 window: int = 25, dpi: int = 80, scale: float = 1.0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}.")
-        self.every, self.title, self.steps, self.reference = every, title, steps, reference
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}.")
+        # scale: the plotted value is loss * scale, e.g. 1 / (D ln 2) to show a loss in nats per image as bits/dim
+        # (the reference line is given in the plotted unit)
+        self.every, self.title, self.steps, self.reference, self.scale = every, title, steps, reference, scale
         self.window, self.ylabel = window, ylabel
         self.figure = Figure(figsize=(6.5, 3.0), dpi=dpi)
         FigureCanvasAgg(self.figure)
@@ -77,7 +81,7 @@ class LiveLossPlot:
         """Redraw the figure from a ``History`` and return it."""
         ax = self.ax
         ax.clear()
-        steps, loss = np.asarray(history.step), np.asarray(history.loss, dtype=float)
+        steps, loss = np.asarray(history.step), np.asarray(history.loss, dtype=float) * self.scale
         if len(loss):
             ax.plot(steps, loss, color="tab:blue", alpha=0.3, lw=1, label="loss of each batch")
             k = min(self.window, len(loss))
@@ -95,7 +99,7 @@ class LiveLossPlot:
             ax.axhline(self.reference[0], color="black", ls="--", lw=1, label=self.reference[1])
         ax.set_xlabel("training step")
         ax.set_ylabel(self.ylabel)
-        last = f" — step {history.step[-1]}: {history.loss[-1]:.3f}" if history.loss else ""
+        last = f" — step {history.step[-1]}: {history.loss[-1] * self.scale:.3f}" if history.loss else ""
         ax.set_title(f"{self.title}{last}", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)

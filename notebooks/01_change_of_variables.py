@@ -412,7 +412,12 @@ except AssertionError as err:
 #    = -\frac{1}{n} \sum_{i=1}^n \Big[\log p(f(x_i)) + \log\lvert f'(x_i)\rvert\Big], $$
 #
 # an estimate of $\mathbb E_{x \sim p_{\text{data}}}[-\log q(x)] = \mathrm{KL}(p_{\text{data}} \,\|\, q) +
-# H(p_{\text{data}})$. The entropy $H(p_{\text{data}})$ does not depend on the model and the KL divergence is
+# H(p_{\text{data}})$. Two quantities appear here for the first time (lesson 03 derives the split): the
+# **entropy** of the data, $H(p_{\text{data}}) = \mathbb E_{p_{\text{data}}}[-\log p_{\text{data}}(x)]$, the NLL of
+# the true density itself; and the **KL divergence**
+# $\mathrm{KL}(p_{\text{data}}\,\|\,q) = \mathbb E_{p_{\text{data}}}\big[\log \tfrac{p_{\text{data}}(x)}{q(x)}\big]$,
+# which is 0 when $q = p_{\text{data}}$ and positive otherwise (Gibbs' inequality). Adding the two gives
+# $\mathbb E_{p_{\text{data}}}[-\log q(x)]$. The entropy $H(p_{\text{data}})$ does not depend on the model and the KL divergence is
 # never negative, so **in expectation** no model beats the true density's NLL, and the gap to it is (an estimate
 # of) the KL divergence. On a finite held-out set both NLLs are sample means: a model can come out a hair below
 # the true density by chance, by about the size of the sampling noise.

@@ -25,7 +25,8 @@
 # 1. explain det A as the (signed) area scaling of a linear map, and why det A = 0 means "not invertible";
 # 2. see that a smooth non-linear map is locally linear, with its Jacobian as the local matrix;
 # 3. compute a Jacobian with autograd and check a hand-derived one against it;
-# 4. measure that a general determinant costs O(D³), and that a triangular one costs O(D);
+# 4. count the O(D³) work of a general determinant, measure its time (and see why time and work grow at different
+#    rates), and measure that a triangular one costs O(D);
 # 5. build and check an affine autoregressive flow in 2D (MAF).
 #
 # **Prerequisites.** Lesson 01 (change of variables in 1D: q(x) = p(f(x))·|df/dx|); matrices and determinants
@@ -134,13 +135,17 @@ local
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # The same check in code: the area ratio of the image of a small square tends to |det J(a)| as r shrinks, and the
 # largest gap between the curved image and its linear approximation shrinks like r² (the first neglected term of the
-# Taylor expansion is quadratic), so the printed gap / r shrinks like r: divide r by 3 and gap / r drops about 3x.
+# Taylor expansion is quadratic), so the printed gap / r shrinks like r: divide r by 3 and gap / r drops about 3x. (The rows use r = 0.9, 0.3 and
+# 0.1, each a third of the one before; the slider's smallest value is 0.05, and each row prints the r the widget
+# really used.)
 
 # %%
-for r in (1.0, 0.3, 0.1, 0.03):
+for r in (0.9, 0.3, 0.1):  # each a third of the one before (the slider: minimum 0.05, step 0.05)
     local.controls["r"].value = r
     s = local.state
-    print(f"r = {r:5.2f}: area/r² = {s['area_ratio']:.4f}   det J(a) = {s['det']:.4f}   gap/r = {s['error']:.4f}")
+    r_used = local.controls["r"].value  # what the widget computed with
+    print(f"r = {r_used:5.2f}: area/r² = {s['area_ratio']:.4f}   det J(a) = {s['det']:.4f}   "
+          f"gap/r = {s['error']:.4f}")
 local.controls["r"].value = 0.8
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -215,19 +220,45 @@ ax.set(xlabel="dimension D", ylabel="median seconds", title="cost of log|det J|"
 ax.legend()
 plt.show()
 
+
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# For small D both are dominated by fixed overheads (calling into PyTorch). As D grows the general determinant bends
-# towards the D³ line, while the triangular one barely moves. The fitted slope of the last few points is printed
-# below. Do not expect exactly 3: on the machine this was written on it came out at 3.57 over D = 512–2048. Steeper
-# than D³ happens when the matrix stops fitting in the CPU caches (a 2048 x 2048 float64 matrix is 32 MB) and memory
-# traffic is added to the arithmetic, when other programs share the CPU during the run, or when the smallest size
-# in the fit is still partly overhead. Flatter than D³ happens when fixed overheads still dominate. In fast mode
-# (`FLOWS_FAST=1`, D ≤ 256) the sizes are too small to see the trend at all: the slope printed then means little.
+# For small D both are dominated by fixed overheads (calling into PyTorch). Two different things grow with D:
+#
+# - the **work**: an LU factorisation of a general D x D matrix takes about (2/3)·D³ floating-point operations
+#   (flops). That is counted, not measured, and it is exactly ∝ D³;
+# - the **time**, which is what the clock measures: time = flops / speed, where the speed (GFLOP/s, flops per
+#   second) is whatever the CPU achieves on that size.
+#
+# If the speed were the same at every size, the time would grow like D³ too. It is not: a small matrix keeps the
+# CPU's vector units and caches half idle, and the blocked LU of a larger one runs closer to the machine's peak
+# (a 2048 x 2048 float32 matrix, the largest here, is 16 MB). So the time grows *more slowly* than D³ while
+# the speed rises. The cell below prints the measured time, the counted flops and the achieved speed for each D,
+# and fits the log-log slope of both over the largest sizes: the two slopes add up to 3, because flops ∝ D³.
+# Other programs sharing the CPU during the run add noise. In fast mode (`FLOWS_FAST=1`, D ≤ 256) the sizes are
+# too small to see the trend: the slopes printed then mean little.
 
 # %%
-d, t = torch.tensor(costs["dim"][-3:], dtype=torch.float64), torch.tensor(costs["general"][-3:], dtype=torch.float64)
-slope = float(((d.log() - d.log().mean()) * (t.log() - t.log().mean())).sum() / ((d.log() - d.log().mean()) ** 2).sum())
-print(f"log-log slope of the general determinant over D = {costs['dim'][-3:]}: {slope:.2f} (3 would be pure D³)")
+def loglog_slope(d, y):
+    """Least-squares slope of log y against log d."""
+    ld, ly = d.log() - d.log().mean(), y.log() - y.log().mean()
+    return float((ld * ly).sum() / (ld ** 2).sum())
+
+
+dim_t = torch.tensor(costs["dim"], dtype=torch.float64)
+seconds = torch.tensor(costs["general"], dtype=torch.float64)
+flops = 2 / 3 * dim_t ** 3  # the LU's work, counted
+gflops = flops / seconds / 1e9  # the speed achieved, measured
+for d, f, t, g in zip(costs["dim"], flops, seconds, gflops):
+    print(f"D = {d:5d}: {float(f):9.3g} flops in {1e3 * float(t):9.3f} ms = {float(g):6.2f} GFLOP/s")
+last = slice(-3, None)
+slope_time, slope_speed = loglog_slope(dim_t[last], seconds[last]), loglog_slope(dim_t[last], gflops[last])
+print(f"log-log slopes over D = {costs['dim'][-3:]}: time {slope_time:.2f}, speed {slope_speed:.2f}; "
+      f"time + speed = {slope_time + slope_speed:.2f} (flops ∝ D³)")
+
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+ax.semilogx(costs["dim"], gflops, "o-")
+ax.set(xlabel="dimension D", ylabel="GFLOP/s achieved", title="general determinant: speed rises with D")
+plt.show()
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -276,7 +307,9 @@ ex.check_triangular_logdet(triangular_logdet, strict=True)
 # log|det ∂z/∂x| = −α₁ − α₂(x₁).
 #
 # Its inverse is sequential: first x₁ = z₁·exp(α₁) + μ₁, then x₂ = z₂·exp(α₂(x₁)) + μ₂(x₁). Here it is with
-# hand-picked functions μ₂(x₁) = sin(2x₁) and α₂(x₁) = 0.5·tanh(x₁), as a `flowlib.Flow`:
+# hand-picked functions μ₂(x₁) = sin(2x₁) and α₂(x₁) = 0.5·tanh(x₁), and for the first coordinate, which has no
+# earlier coordinates to depend on, plain numbers μ₁ = 0.5 and α₁ = 0.3 (in the code: `- 0.5`, `math.exp(-0.3)`,
+# and the constant −0.3 in the log-det), as a `flowlib.Flow`:
 
 # %% slideshow={"slide_type": "subslide"}
 class Affine2DAutoregressive(flowlib.Flow):
@@ -360,6 +393,33 @@ print("Jacobian, rows/columns in the variable order", maf_layer.order.tolist(), 
 print(J[maf_layer.order][:, maf_layer.order].numpy().round(3))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# ### How the masks enforce the order
+#
+# `order=[2, 0, 3, 1]` lists coordinates by their Python index (from 0): x₃ comes first (it sees nothing),
+# then x₁ (sees x₃), then x₄ (sees x₃ and x₁), then x₂ (sees the other three). The MADE gives each input its
+# position in the order, 1 to D, as a *degree*, and each hidden unit a degree between 1 and D − 1. A weight
+# from unit a to unit b is kept (mask 1) only if deg(a) ≤ deg(b); an output of variable i only reads hidden
+# units of degree *strictly below* deg(i). Follow any path from input j to output i: the degrees never
+# decrease and the last step is strict, so deg(j) < deg(i): output i sees only coordinates earlier in the
+# order. The cell below multiplies the 0/1 masks of all layers: entry (i, j) counts the paths from x_j to
+# the shift of x_i, and 0 means the network cannot see x_j there, whatever its weights.
+#
+# `J[order][:, order]` reorders the rows and the columns of the Jacobian by the order, so that the first
+# row and column are x₃'s, then x₁'s, and so on: in that ordering the Jacobian is lower triangular, which
+# is what `check_triangular(..., order=...)` checks.
+
+# %% slideshow={"slide_type": "-"}
+made = maf_layer.made
+paths = made.out.mask[:4]  # (4, hidden): the shift outputs of x_1..x_4 and the last hidden layer
+for layer in reversed([m for m in made.body if hasattr(m, "mask")]):
+    paths = paths @ layer.mask  # ... back through every masked layer to the inputs: (4, 4)
+print("paths from x_j (columns) to the shift of x_i (rows), variables numbered from 1:")
+print((paths > 0).int().numpy())
+o = maf_layer.order
+print("the same, rows and columns in the order", (o + 1).tolist(), "(strictly lower triangular):")
+print((paths > 0).int()[o][:, o].numpy())
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # One MAF layer in 2D, trained on the two moons for a few hundred steps: its x₂ given x₁ is still a single
 # Gaussian, so it cannot separate the moons (and x₁ alone is only shifted and scaled). Stacking layers, with the
 # order reversed between them, is lesson 03.
@@ -394,7 +454,8 @@ fig
 # - A smooth map is locally linear: near a point a it acts like its Jacobian J(a), and it scales small areas by
 #   |det J(a)|. That is the factor in log q(x) = log p(f(x)) + log|det ∂f/∂x|.
 # - Autograd gives exact Jacobians, at the price of D backward passes; `flowlib.testing` uses them to check every flow's log-det by brute force.
-# - A general determinant costs O(D³) (measured above); a triangular Jacobian's determinant costs O(D): the sum of the logs of
+# - A general determinant costs O(D³) flops (counted); its measured time grew more slowly here because the speed
+#   achieved rose with D (both printed above); a triangular Jacobian's determinant costs O(D): the sum of the logs of
 #   its diagonal.
 # - Autoregressive maps are triangular. An affine autoregressive flow (MAF) evaluates the density in one pass, but
 #   samples one coordinate at a time.

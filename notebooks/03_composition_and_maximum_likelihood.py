@@ -16,7 +16,8 @@
 # # Lesson 03 — Flows: composition and maximum likelihood
 #
 # One affine autoregressive layer (lesson 02) can only make x₂ given x₁ Gaussian. Stack several, reversing the order
-# between them, and the result can model two moons, rings and checkerboards. This lesson derives the
+# between them, and the result can model two moons, two concentric rings (the `"circles"` density) and
+# checkerboards. This lesson derives the
 # log-likelihood of a stack, shows that maximising it is the same as minimising KL(p_data ‖ q), trains flows on 2D
 # densities against their known entropy (the best any model can do), replaces the affine map by a monotone spline
 # to close most of the remaining gap, and measures what flows offer next to autoregressive models and VAEs.
@@ -162,7 +163,11 @@ ex.check_kl_gap(kl_answer, strict=True)
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Training flows on 2D densities
 #
-# The model: 8 MAF layers (hidden 64, 64) whose variable order alternates, on a standard normal base. Data: fresh
+# The model: 8 MAF layers (hidden 64, 64) whose variable order alternates, on a standard normal base. The builder
+# `maf(2, num_layers=8, hidden=(64, 64))` (in `flowlib.builders`) returns a `Compose` of 8 of lesson 02's
+# `MAF` layers, the odd ones with `order="reverse"`; the cell after the training prints each layer's order. The
+# densities are `toy2d`'s `"moons"`, `"circles"` (two concentric rings; `toy2d` also has a different
+# `"rings"` density, not used here), `"8gaussians"` and `"checkerboard"`. Data: fresh
 # samples every step from the seeded samplers (so there is no overfitting to watch for, and held-out samples are
 # fresh too). `fit` minimises the NLL with Adam; a callback lowers the learning rate along a cosine. Each run takes
 # well under a minute in normal mode.
@@ -209,6 +214,10 @@ for name in DENSITIES:
     r = results[name]
     print(f"{name:13s} {hists[name].seconds:5.1f} s  held-out NLL {r['nll']:.3f}  floor {r['floor']:.3f} ± "
           f"{r['floor_stderr']:.3f}  gap = KL {r['gap']:.3f} ± {r['gap_stderr']:.3f} nats")
+
+# %% slideshow={"slide_type": "-"}
+print("each layer's variable order (Python indices; the first is transformed first):",
+      [layer.order.tolist() for layer in models["moons"].flow.flows])
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Rows: the data, the trained flow's density q(x), the true density p_data(x), and samples from the flow. Each
@@ -260,7 +269,7 @@ plt.show()
 #
 # Why does an affine stack struggle? Each layer maps x_i to (x_i − μ_i) e^(−α_i) given the coordinates before it:
 # a conditional that is Gaussian stays Gaussian, a single bump stays a single bump. Where the data's conditional
-# p(x₂ | x₁) has several separate bumps (a vertical line through the 8 Gaussians or the rings), the stack can only
+# p(x₂ | x₁) has several separate bumps (a vertical line through the 8 Gaussians or the circles), the stack can only
 # approximate them over many layers and leaves mass on the bridges between them.
 #
 # A **neural spline flow** (Durkan et al. 2019) keeps everything that makes MAF work — a MADE computes the
@@ -347,8 +356,8 @@ fig.suptitle("same data, same 1000 steps: each title is the held-out gap to the 
 fig
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# With the same training budget the spline flow's gaps are much smaller where the affine stack struggled (rings,
-# 8 Gaussians, checkerboard); on the moons, the rings and the 8 Gaussians they come within a few hundredths of a nat
+# With the same training budget the spline flow's gaps are much smaller where the affine stack struggled (circles,
+# 8 Gaussians, checkerboard); on the moons, the circles and the 8 Gaussians they come within a few hundredths of a nat
 # of the floor (the course's target is 0.05), and the checkerboard's corners are much sharper. (In fast mode, with a few dozen steps, neither model has learned much.)
 # `python -m benchmarks nll_gap` trains both families longer, next to another library's MAF and spline flow (zuko)
 # with the same number of steps.
@@ -365,9 +374,9 @@ fig
 # Sampling runs the stack backwards: z ∼ N(0, I) → f_K⁻¹ → … → f₁⁻¹ → x. Slide k from 0 (the base) to K (the
 # model): the left panel shows the same base samples after k inverse layers, the right panel the density of those
 # intermediate samples (the base pushed through k layers, by the change of variables, `plot2d.stage_log_prob`).
-# Each layer only shifts and scales one coordinate given the other; the shape emerges from the stack. (In the static
-# figure below, the axes of an intermediate panel are the two coordinates of the state h_k after k layers, written
-# h_{k,1} and h_{k,2}.)
+# Each layer only shifts and scales one coordinate given the other; the shape emerges from the stack. The states
+# keep section 1's numbering, h₀ = x, …, h_K = z (density direction): sampling visits them backwards, so after k
+# inverse layers the samples are h_{K−k}; the widget and the static figure below label their axes that way.
 
 # %% slideshow={"slide_type": "subslide"}
 stepper = widgets.layer_stepper(models["moons"], bounds=((-4, 4), (-4, 4)))
@@ -384,7 +393,8 @@ with torch.no_grad():
 layers_fig = plot2d.plot_layers(models["moons"].flow, models["moons"].base.sample(2000), "inverse", max_cols=5)
 for k, ax in enumerate(layers_fig.axes):
     if 0 < k < len(models["moons"].flow) and ax.get_visible():  # intermediate states: coordinates of h_k
-        ax.set(xlabel=f"$h_{{{k},1}}$", ylabel=f"$h_{{{k},2}}$")
+        K = len(models["moons"].flow)  # after k inverse layers: h_{K-k}, in section 1's numbering
+        ax.set(xlabel=f"$h_{{{K - k},1}}$", ylabel=f"$h_{{{K - k},2}}$")
 layers_fig
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -433,10 +443,19 @@ ex.check_pass_counts(passes, strict=True)
 # Flows are usually said to offer **exact likelihood**, **exact latents** and **parallel sampling**. Each claim is
 # measured here on the moons.
 #
-# **Exact likelihood vs a VAE's bound.** A VAE maximises the ELBO, a lower bound on its marginal log-likelihood
-# log p_θ(x) = log ∫ p_θ(x | u) p(u) du (we keep q for the flow's density); its true
-# likelihood can only be estimated (importance sampling with K samples, IWAE). We train a small VAE (2D latent,
-# hidden 64) with the same steps, batch and optimiser as the flow, and compare on the same held-out samples.
+# **A VAE in five lines** (enough for this section; skip to "Exact latents" if you know VAEs). A variational
+# autoencoder is a latent-variable model: draw u ~ p(u) = N(0, I), then x from a **decoder** p_θ(x | u), here a
+# Gaussian whose mean and width a network computes from u. Its likelihood p_θ(x) = ∫ p_θ(x | u) p(u) du has no
+# closed form. An **encoder** e_φ(u | x) (a second network; a Gaussian over u for each x) guesses which u could
+# have produced x, and gives the **ELBO** (evidence lower bound),
+# ELBO(x) = E_{e_φ(u|x)}[log p_θ(x | u)] − KL(e_φ(u | x) ‖ p(u)) ≤ log p_θ(x),
+# which training maximises: a reconstruction term minus a KL term that charges for every nat of information the
+# latent carries about x. Averaging K samples from the encoder inside the log gives the tighter **IWAE** bound
+# (importance weighting), which approaches log p_θ(x) as K grows. (Notation: q stays the flow's density, so the
+# encoder is e_φ.)
+#
+# **Exact likelihood vs a VAE's bound.** We train a small VAE (2D latent, hidden 64) with the same steps, batch
+# and optimiser as the flow, and compare on the same held-out samples.
 
 # %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 from flowlib.baselines import GaussianVAE
@@ -459,22 +478,33 @@ print(f"mean held-out log-likelihood (nats, higher is better; the data's own is 
 print(f"  flow, exact                     {flow_ll:.3f}")
 print(f"  VAE, ELBO (a lower bound)       {vae_elbo:.3f}")
 print(f"  VAE, importance-sampled (K={flowlib.pick(512, 32)}) {vae_iw:.3f}  (closer to its log p_θ(x), still a bound)")
-with torch.no_grad():  # the ELBO's KL term, KL(q(u | x) ‖ N(0, I)), in closed form, per latent dimension
+with torch.no_grad():  # the ELBO's KL term, KL(e(u | x) ‖ N(0, I)), in closed form, per latent dimension
     m, log_s = vae.encode(x_test)
     kl_per_dim = (0.5 * (m**2 + torch.exp(2 * log_s) - 1) - log_s).mean(0)
-print("the ELBO's KL term per latent dimension (nats; ≈ 0 means that dimension is unused, 'collapsed'):",
+print("the ELBO's KL term per latent dimension (nats; ≈ 0 means that dimension is unused):",
       [round(float(k), 4) for k in kl_per_dim])
+# how much a latent could usefully carry: the moons are a curve plus isotropic Gaussian noise of std sigma, so
+# x given its position on the curve has entropy ln(2 pi e sigma^2), and the information x holds about the position
+# is I = H(x) - H(x | position), with H(x) the floor of section 2
+moons_data = toy2d.get("moons")
+sigma = moons_data.scale * moons_data.noise
+info = toy2d.entropy("moons", n=flowlib.pick(200_000, 20_000)).value - math.log(2 * math.pi * math.e * sigma**2)
+print(f"information x holds about its position on the curve: H(x) − ln(2πe·{sigma:.1f}²) = {info:.2f} nats; "
+      f"the used latent dimension carries {float(kl_per_dim.max()):.2f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# Read the numbers (normal mode; fast mode trains too briefly to say anything). In our normal-mode run the flow's
-# exact held-out log-likelihood was −2.42 nats (the data's own: −2.40), the VAE's ELBO −2.99 and its
-# importance-sampled estimate −2.98: the VAE fits the moons about half a nat worse, and the ELBO sits just below
-# the importance-sampled estimate (a looser bound). The KL term shows why: one of the two latent dimensions carries
-# about 1.5 nats, the other almost none — that dimension is unused ("posterior collapse": the ELBO's KL term is
-# cheapest at zero, so a Gaussian decoder that can explain the data with its own noise ignores the latent). The
-# reconstruction error below shows the same thing. A flow cannot collapse this way: z = f(x) is a bijection, and the
-# number it trains on is its exact likelihood, so what you monitor is what you get. (It has failure modes of its
-# own, such as the bridges between modes in section 3.)
+# Read the numbers (normal mode; fast mode trains too briefly to say anything). The flow's exact held-out
+# log-likelihood is close to the data's own; the VAE's ELBO is lower, and its importance-sampled estimate sits a
+# little above its ELBO (the ELBO is the looser bound). Where does the VAE lose? The KL term per latent
+# dimension shows one dimension in use and the other almost unused. **The unused one is not the problem**: the
+# moons are a one-dimensional curve plus isotropic Gaussian noise, so a Gaussian decoder needs exactly one latent
+# coordinate (the position on the curve) and can explain the rest with its own noise; a second coordinate would
+# only add KL cost. The shortfall is in the *used* dimension: its average KL bounds the information the latent
+# holds about x, and it is well below the information x holds about its position on the curve (both printed
+# above). The encoder is too vague about where on the curve a point lies, and the ELBO's KL term is what makes
+# sharper guesses expensive. The reconstruction error below shows the same thing. A flow has no such trade-off:
+# z = f(x) is a bijection, and the number it trains on is its exact likelihood, so what you monitor is what you
+# get. (It has failure modes of its own, such as the bridges between modes in section 3.)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Exact latents.** A flow's z = f(x) is a function, and f⁻¹(f(x)) = x to rounding. A VAE's encoder gives a
@@ -509,7 +539,8 @@ print(f"the trained 2D MAF stack on {len(x_test)} points: density {1e3 * t_densi
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # | family | likelihood of a given x (cost) | latent of a given x | sampling (cost) | measured here |
 # |---|---|---|---|---|
-# | autoregressive model | exact (one pass, masked) | none (no latent space) | sequential: D passes | MAF sampling |
+# | discrete autoregressive model (e.g. PixelCNN) | exact (one pass, masked) | none (no latent space) | sequential: D passes | — |
+# | Gaussian autoregressive model (a MAF: a flow, see the rows below) | exact (one pass, masked) | exact, z = f(x) | sequential: D passes | MAF sampling |
 # | VAE | lower bound (ELBO); estimate by IWAE (K passes) | approximate (a distribution) | one decoder pass | ELBO vs IWAE vs flow |
 # | GAN | none (no density at all) | none (no encoder) | one generator pass | — |
 # | flow of MAF layers | exact: one pass per layer | exact, z = f(x) | D passes per layer | section 5, above |
@@ -523,7 +554,7 @@ print(f"the trained 2D MAF stack on {len(x_test)} points: density {1e3 * t_densi
 #   log q(x) = log p(z) + Σₖ log|det ∂hₖ/∂hₖ₋₁|.
 # - Maximum likelihood minimises E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q): the entropy is the floor, the gap above it
 #   is the KL, and both are measurable for the toy densities.
-# - A stack of affine autoregressive layers, trained with `fit`, models moons, rings, mixtures and checkerboards;
+# - A stack of affine autoregressive layers, trained with `fit`, models moons, circles, mixtures and checkerboards;
 #   the remaining gaps show where affine layers struggle: an affine map keeps a one-bump conditional one bump.
 # - A monotone rational-quadratic spline in place of the affine map (a neural spline flow) keeps the triangular
 #   Jacobian and the exact inverse, bends each coordinate into several bumps, and closes most of the gap.

@@ -64,39 +64,40 @@ from flowlib.models import FlowModel
 from flowlib.builders import coupling_masks, make_realnvp
 from flowlib_teaching.experiments import compare_couplings
 from flowlib.training import fit
+from flowlib_teaching.widgets.widgets_coupling import coupling_layer, realnvp_stepper
 
 device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # FLOWS_FAST=1: tiny budgets, so that the notebook can be tested in seconds
-
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The coupling idea
 #
 # Split the coordinates of x with a binary **mask** m. The flowlib convention, used everywhere:
-# **m = 1 means "passed through unchanged"**, m = 0 means "transformed". Write x_p for the passed-through part and
-# x_t for the transformed part. A coupling layer copies x_p and transforms x_t with a scale and a shift that are
-# computed *from x_p only*, by any network you like:
+# **m = 1 means "passed through unchanged"**, m = 0 means "transformed". Write $x_p$ for the passed-through
+# part and $x_c$ for the changed (transformed) part. A coupling layer copies $x_p$ and transforms $x_c$ with a
+# log-scale $s(x_p)$ and a shift $t(x_p)$ that are computed *from $x_p$ only*, by any network you like:
 #
-# | | forward (data → latent) | inverse (latent → data) | log\|det ∂z/∂x\| |
+# | | forward (data → latent) | inverse (latent → data) | $\log\lvert\det \partial z/\partial x\rvert$ |
 # |---|---|---|---|
-# | additive (NICE) | z_p = x_p,  z_t = x_t + t(x_p) | x_p = z_p,  x_t = z_t − t(z_p) | 0 |
-# | affine (RealNVP) | z_p = x_p,  z_t = x_t ⊙ exp(s(x_p)) + t(x_p) | x_p = z_p,  x_t = (z_t − t(z_p)) ⊙ exp(−s(z_p)) | Σ_i s_i(x_p) |
+# | additive (NICE) | $z_p = x_p,\; z_c = x_c + t(x_p)$ | $x_p = z_p,\; x_c = z_c - t(z_p)$ | $0$ |
+# | affine (RealNVP) | $z_p = x_p,\; z_c = x_c \odot e^{s(x_p)} + t(x_p)$ | $x_p = z_p,\; x_c = (z_c - t(z_p)) \odot e^{-s(z_p)}$ | $\sum_i s_i(x_p)$ |
 #
-# Here ⊙ is the **element-wise** product (not a matrix product).
+# Here ⊙ is the **element-wise** product (not a matrix product). The subscripts name parts of a vector
+# (p: passed through, c: changed); s and t with an argument are always the two networks' outputs.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **The log-determinant.** Order the variables as (passed through, transformed). Then
+# **The log-determinant.** Order the variables as (passed through, changed). Then
 #
 # $$
 # \frac{\partial z}{\partial x} =
-# \begin{pmatrix} I & 0 \\ \dfrac{\partial z_t}{\partial x_p} & \operatorname{diag}\big(e^{s(x_p)}\big) \end{pmatrix}
+# \begin{pmatrix} I & 0 \\ \dfrac{\partial z_c}{\partial x_p} & \operatorname{diag}\big(e^{s(x_p)}\big) \end{pmatrix}
 # $$
 #
-# - the top rows: z_p = x_p, so ∂z_p/∂x_p = I and ∂z_p/∂x_t = 0 (**the zero block**);
-# - the bottom-right block: z_t,i depends on x_t only through x_t,i, with slope exp(s_i(x_p)): a diagonal;
-# - the bottom-left block ∂z_t/∂x_p involves the networks' derivatives and can be anything — it never matters,
-#   because the determinant of a block-triangular matrix is the product of the determinants of its diagonal
-#   blocks: det = 1 · Π_i exp(s_i) = exp(Σ_i s_i).
+# - the top rows: $z_p = x_p$, so $\partial z_p/\partial x_p = I$ and $\partial z_p/\partial x_c = 0$ (**the zero block**);
+# - the bottom-right block: $z_{c,i}$ depends on $x_c$ only through $x_{c,i}$, with slope $e^{s_i(x_p)}$: a diagonal;
+# - the bottom-left block $\partial z_c/\partial x_p$ involves the networks' derivatives and can be anything — it
+#   never matters, because the determinant of a block-triangular matrix is the product of the determinants of its
+#   diagonal blocks: $\det = 1 \cdot \prod_i e^{s_i} = e^{\sum_i s_i}$.
 #
 # For the additive layer s = 0: det = 1, the layer **preserves volume**. NICE therefore needs one extra element-wise
 # scaling layer somewhere to change the overall spread of the data; `make_realnvp` adds it (`final_scale=True`).
@@ -111,6 +112,24 @@ FAST = fl.fast_mode()  # FLOWS_FAST=1: tiny budgets, so that the notebook can be
 # becomes NaN. flowlib bounds the log-scale softly, s = 2·tanh(h/2): equal to h near 0, never beyond ±2 per layer.
 # (Glow uses exp(s) = sigmoid(h + 2) instead; `AffineCoupling(..., scale="sigmoid")`.) The networks' last layer
 # starts at zero, so a fresh coupling is exactly the identity and a deep stack starts from a gentle place.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### One layer, moved by hand
+#
+# The widget below is one coupling layer on a 2D standard normal base, with its two networks replaced by
+# four numbers you can move: the raw log-scale $h(x_p) = s_0 + s_1 x_p$ (bounded to $s = 2\tanh(h/2)$ as
+# above) and the shift $t(x_p) = t_0 + t_1 x_p^2$. Choose which coordinate the mask passes through and
+# whether the coupling is affine or additive. Left: a regular grid of the latent z mapped to x = f⁻¹(z) —
+# the lines of the passed-through coordinate stay straight. Right: the density q(x) = p(f(x))·|det ∂f/∂x|.
+# The title reads the log-det at the marked point x* (the layer's own number, and autograd's), its range
+# over the window (constant 0 for additive), and the mass in the window (≈ 1: a check).
+# Try: additive with t₁ ≠ 0 bends the density without changing any density *value* it takes; affine with
+# s₁ ≠ 0 makes one side denser than the other.
+
+# %% slideshow={"slide_type": "-"}
+coupling_widget = coupling_layer()
+coupling_widget
+
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Written out by hand, then the library class
@@ -264,8 +283,8 @@ jacobians = {name: jacobian_of(flow) for name, flow in panels.items()}
 fig, axes = plt.subplots(1, 4, figsize=(15, 4), layout="constrained")
 cmap = plt.get_cmap("RdBu_r").copy()
 cmap.set_bad("0.8")  # exact zeros in grey
+lim = max(float(np.abs(J).max()) for J in jacobians.values())  # one colour range for all four, as the one bar says
 for ax, (name, J) in zip(axes, jacobians.items()):
-    lim = np.abs(J).max()
     im = ax.imshow(np.ma.masked_where(J == 0, J), cmap=cmap, vmin=-lim, vmax=lim)
     ax.set_title(f"{name}\n{int((J == 0).sum())} of 64 entries exactly 0", fontsize=10)
     ax.set_xlabel("input $x_j$")
@@ -372,7 +391,7 @@ models_mask = {}
 for kind in ("half", "same"):
     torch.manual_seed(0)
     models_mask[kind] = FlowModel(make_realnvp(2, 8, hidden=fl.pick(64, 32), masks=kind), StandardNormal(2))
-    h = fit(models_mask[kind], checker.sampler(seed=0), steps_2d, lr=2e-3, batch_size=256, progress=False)
+    h = fit(models_mask[kind], checker.sampler(seed=0), steps_2d, lr=2e-3, batch_size=256)  # (a progress bar)
     with torch.no_grad():
         nll = float(-models_mask[kind].log_prob(test_2d).mean())
     schedule = {"half": "(1, 0), (0, 1), ... flipped each layer", "same": "(1, 0) in every layer"}[kind]
@@ -402,8 +421,32 @@ plt.show()
 # With the same half every time, the marginal of x₁ is a Gaussian (a bell where the data is flat), and the density
 # blurs into the left and right edges. Flipping the mask lets each coordinate take its turn at being transformed
 # *given the others*, which is what makes the stack's Jacobian dense (section 3). In higher dimensions, random masks
-# or fixed permutations between layers (`flowlib.bijections.permutations`) serve the same purpose; Glow replaces the fixed
-# permutation with a learned invertible 1×1 convolution (lesson 06).
+# or fixed permutations between layers (`flowlib.bijections.permutations`, one is shown below) serve the same purpose; Glow
+# (Kingma & Dhariwal 2018) replaces the fixed permutation with a learned invertible 1×1 convolution.
+
+# %% slideshow={"slide_type": "subslide"}
+from flowlib.bijections.permutations import Permutation  # noqa: E402
+
+perm = Permutation([2, 0, 3, 1])  # z_i = x_perm[i]: z_1 = x_3, z_2 = x_1, z_3 = x_4, z_4 = x_2
+v = torch.tensor([[10.0, 11.0, 12.0, 13.0]])
+z_perm, ld_perm = perm(v)
+print("x =", v[0].tolist(), " ->  z =", z_perm[0].tolist(), " log-det:", ld_perm.tolist())
+print("inverse gives back x:", perm.inverse(z_perm)[0][0].tolist())
+print("its Jacobian, a permutation matrix (one 1 in every row and column, |det| = 1):")
+print(T.jacobian(lambda u: perm(u)[0], v.double())[0].int().numpy())
+print(T.check_logdet(perm, torch.randn(3, 4)))
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Step through the trained RealNVP
+#
+# The `masks="half"` model trained above, layer by layer in the sampling direction: k = 0 is the base,
+# k = K the model (grey: the data). The title names the layer just applied, which coordinate its mask
+# passes through, and the mean log-det of that step. Watch each coupling move one coordinate given the
+# other, and the last layer (the element-wise scale) stretch both.
+
+# %% slideshow={"slide_type": "-"}
+stepper = realnvp_stepper(models_mask["half"], bounds=bounds, data=test_2d[:2000])
+stepper
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Additive vs affine, on the same data with the same budget
@@ -417,22 +460,46 @@ plt.show()
 rows = []
 for data in ("checkerboard", "8gaussians"):
     rows += compare_couplings(data, steps=steps_2d, num_couplings=8, hidden=fl.pick(64, 32), batch_size=256,
-                              n_test=fl.pick(20000, 4000), floor_samples=fl.pick(200_000, 20_000))
+                              n_test=fl.pick(20000, 4000), floor_samples=fl.pick(200_000, 20_000),
+                              progress=not FAST)  # a progress bar per training run
 print(f"{'data':13} {'coupling':9} {'held-out NLL':>13} {'floor':>7} {'gap':>7} {'seconds':>8}")
 for r in rows:
     print(f"{r['data']:13} {r['coupling']:9} {r['test_nll']:8.3f} ± {r['stderr']:.3f} {r['floor']:7.3f} "
           f"{r['gap']:7.3f} {r['seconds']:8.1f}")
 
 # %% [markdown] slideshow={"slide_type": "-"}
-# The affine coupling is closer to the floor on both densities: an additive coupling can only *slide* the
-# transformed coordinate, so it moves mass around without ever concentrating it — all changes of density must come
-# from the single element-wise scale at the end. That is fatal for the eight small Gaussian blobs. An affine coupling
-# can stretch and squeeze differently in different places. The price is small (twice the network
-# outputs). The benchmark `python -m benchmarks coupling_compare` runs the same comparison with a larger budget
-# (12 couplings, 4000 steps): there the affine model comes within 0.08 nats of the checkerboard's floor.
-# Note also a practical difference: additive flows preserve volume, so sampling at a temperature T < 1
-# (z ~ N(0, T²I)) gives a density ∝ q(x)^{1/T²}, renormalised: exactly the sharpened model. With affine couplings
-# the log-det varies with x and it is only a heuristic.
+# The affine coupling is closer to the floor on both densities. Why? Not for the reason often given. A
+# volume-preserving stack followed by one element-wise scale has a **constant** log-det, so
+# log q(x) = log p(f(x)) + const: it fixes which density *values* occur (−log q(X) is distributed like
+# −log p(Z) plus a constant), not *where* the mass goes. That rules out exactly one of our two densities:
+#
+# - the **checkerboard** is uniform on its squares, so −log p_data(X) is the same number for every sample, while
+#   −log p(Z) of a 2D standard normal is ‖Z‖²/2 plus a constant, with a spread of 1 nat (‖Z‖² is χ² with 2
+#   degrees of freedom, variance 4). No constant-log-det flow can match it, however deep;
+# - the **8 Gaussians** are not ruled out: each blob is a small isotropic Gaussian of the same weight, so
+#   −log p_data(X) is distributed exactly like −log p(Z) plus a constant. A volume-preserving map that cut the
+#   base into eight pieces and moved them would fit it.
+#
+# The cell below measures these spreads. The additive model's gap on the 8 Gaussians is therefore geometric: a
+# shift of one coordinate given the other only slides mass along lines, and cutting and moving eight pieces that
+# way takes many layers. An affine coupling can also stretch and squeeze differently in different places, which
+# makes such shapes with fewer layers. The price is small (twice the network outputs). The benchmark
+# `python -m benchmarks coupling_compare` runs the same comparison with a larger budget (12 couplings, 4000
+# steps).
+#
+# The same constant log-det matters for sampling at a temperature T < 1 (z ~ N(0, T²I)): the samples follow
+# q(x)^{1/T²}, renormalised — exactly the sharpened model — when log|det ∂f/∂x| is the same constant for every x,
+# as for additive couplings followed by the fixed (after training) element-wise scale. With affine couplings the
+# log-det varies with x, and sampling at T < 1 is only a heuristic.
+
+# %% slideshow={"slide_type": "-"}
+for name in ("checkerboard", "8gaussians"):
+    ds = toy2d.get(name)
+    nlp = -ds.log_prob(ds.sample(20_000, seed=7))
+    print(f"{name:13} spread (standard deviation) of −log p_data(X): {float(nlp.std()):.3f} nats")
+z_base = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(7))
+print(f"{'N(0, I) base':13} spread (standard deviation) of −log p(Z):      "
+      f"{float((0.5 * z_base.pow(2).sum(1)).std()):.3f} nats (exactly 1 in theory)")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. RealNVP on 8x8 digits, with honest bits per dimension
@@ -470,26 +537,32 @@ plt.show()
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# ### Exercise 3 — the honest bits/dim
+# ### Exercise 3 — honest bits/dim through a logit pre-processing
 #
-# A model reports its average log q(y) in nats per image, `mean_log_q`, for y = (x + u)/17 on the 64-pixel digits.
-# Write `my_bpd(mean_log_q)` returning the honest bits per dimension.
+# The digits model of the next cells does not see y directly. Each pixel value first goes through
+# $v = \lambda + (1 - 2\lambda)\,y$ with λ = 0.01 (a margin that keeps v away from 0 and 1), then through
+# $w = \operatorname{logit}(v) = \log\frac{v}{1 - v}$; the flow models w and reports its log-density
+# $\log q_W(w)$, in nats per image. Write `my_bpd(log_q_w, y)`: `log_q_w` has shape (B,), `y = (x + u)/17` has
+# shape (B, 64); return the honest bits/dim of each image, shape (B,). You need log q(y) first: each step from y
+# to w is a change of variables (lesson 01) with its own log-det, and then the scaling of section 6.
 
 # %% slideshow={"slide_type": "-"}
-def my_bpd(mean_log_q):
-    ...  # your code
+def my_bpd(log_q_w, y):
+    ...  # your code: bits/dim per image, shape (B,)
 
 
-ex.check_honest_bits_per_dim(my_bpd)
+ex.check_logit_bits_per_dim(my_bpd)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
-def my_bpd(mean_log_q):
-    return -(mean_log_q - 64 * math.log(17)) / (64 * math.log(2))
+def my_bpd(log_q_w, y, lam=0.01):
+    v = lam + (1 - 2 * lam) * y  # w = logit(v), so dw/dy = (1 - 2 lam) / (v (1 - v)), pixel by pixel
+    log_q_y = log_q_w + (math.log(1 - 2 * lam) - torch.log(v) - torch.log1p(-v)).sum(dim=1)
+    return -(log_q_y - 64 * math.log(17)) / (64 * math.log(2))
 
 
-ex.check_honest_bits_per_dim(my_bpd, strict=True)
+ex.check_logit_bits_per_dim(my_bpd, strict=True)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A baseline first
@@ -519,13 +592,19 @@ print(f"per-position histogram (alpha = {baseline.alpha}): test bits/dim {baseli
 # overfits before it has; and the many pixels stuck at level 0 put a spike of mass in the first cell, which a
 # Gaussian base pushed through a few couplings fits poorly.
 #
-# Two changes fix both, and they are exactly what lesson 05 builds for larger images (take them here as a
-# preview; `flowlib.builders.conv_realnvp`):
-# - a **logit pre-processing**, y → logit(α + (1 − 2α) y) with α = 0.01, a flow layer whose log-det counts: the
-#   edge cells near 0 and 1 become long intervals, easy for a Gaussian to cover;
+# Two changes fix both. Lesson 05 builds each piece properly for larger images; here is what they do
+# (`flowlib.builders.conv_realnvp`):
+# - the **logit pre-processing** of exercise 3, $w = \operatorname{logit}(\lambda + (1 - 2\lambda)\,y)$, a flow
+#   layer whose log-det counts. The logit stretches (0, 1) over the whole real line, so the edge cells near 0
+#   and 1 become long intervals, easy for a Gaussian to cover. The margin λ (RealNVP's α, flowlib's argument
+#   `alpha`) only keeps the logit finite: λ = 0.01 is `conv_realnvp`'s default, lesson 05 uses RealNVP's
+#   λ = 0.05 for 256 grey levels; this course has not compared the two;
 # - **convolutional** couplings on the 1×8×8 image with checkerboard and channel masks, in a **multi-scale**
-#   stack (squeeze to 4×4×4, 8 couplings, factor out half, squeeze to 8×2×2, 8 more): the conditioners share their
-#   weights across positions, so 1000 images go a long way.
+#   stack. A *squeeze* turns every 2×2 block of pixels into 4 channels (1×8×8 → 4×4×4; it only moves values, so
+#   its log-det is 0), and 8 couplings run on that. Then half of the channels are *factored out*: they go
+#   straight to the latent, where the standard normal base models them (log-det 0 again), and only the other
+#   half, 2×4×4, is squeezed once more (8×2×2) for 8 more couplings. The conditioners share their weights
+#   across positions, so 1000 images go a long way.
 #
 # Training: AdamW with weight decay 0.1, a cosine learning-rate schedule, fresh dequantization noise at every step.
 # The model still overfits on 1000 images, so the validation bits/dim is measured every 50 steps and the best
@@ -535,7 +614,7 @@ print(f"per-position histogram (alpha = {baseline.alpha}): test bits/dim {baseli
 digit_steps, digit_couplings, digit_hidden = fl.pick(600, 60), fl.pick(8, 2), fl.pick(64, 16)
 every = fl.pick(50, 20)
 model, keeper, history = train_conv_realnvp(split, steps=digit_steps, couplings=digit_couplings,
-                                              hidden=digit_hidden, every=every)
+                                              hidden=digit_hidden, every=every, progress=True)
 test_bpd = D.bits_per_dim(model, split.test, repeats=fl.pick(8, 2))
 print(f"trained {digit_steps} steps in {history.seconds:.1f} s; best validation bpd {keeper.best:.3f} at step "
       f"{keeper.best_step}")
@@ -559,8 +638,8 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Samples: draw z ~ N(0, I), run the inverse pass, and round back to grey levels. (T = 0.7 samples from a narrower
-# base; with affine couplings that is a heuristic that trades diversity for cleaner strokes, not an exact
-# "sharpened" density.)
+# base. The affine couplings and the logit make the log-det vary with x, so this is a heuristic, not the exact
+# "sharpened" density q^{1/T²} of section 5; compare the two rows of samples to see what it does here.)
 
 # %% slideshow={"slide_type": "-"}
 with torch.no_grad():
@@ -650,7 +729,8 @@ print(f"the RealNVP of section 6, honest (w = 1):        {test_bpd:8.3f}")
 
 # %% slideshow={"slide_type": "subslide"}
 model_half, keeper_half, _ = train_conv_realnvp(split, steps=digit_steps, couplings=digit_couplings,
-                                                  hidden=digit_hidden, every=every, noise_width=0.5)
+                                                  hidden=digit_hidden, every=every, noise_width=0.5,
+                                                  progress=True)
 per_image = {
     "w = 1 model, honest (section 6)": corrected_bpd(model, split.test, 1.0),
     "w = 0.5 model, uncorrected (the mistake)": uncorrected_bpd(model_half, split.test, 0.5),

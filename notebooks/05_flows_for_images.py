@@ -41,20 +41,23 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 import flowlib as fl
 from flowlib import images, testing
 from flowlib.data import fashion_mnist
-from flowlib_teaching.exercises.lesson05 import check_bits_per_dim, check_noise_width_correction, check_squeeze_index
+from flowlib_teaching.exercises.lesson05 import check_latent_shapes, check_pipeline_bits_per_dim, check_unsqueeze
 from flowlib.builders import multiscale_realnvp, multiscale_realnvp_flow
 from flowlib.bijections import Squeeze
 from flowlib_teaching.plot_images import describe_multiscale, draw_multiscale, show_images
 from flowlib_teaching.plotting import LiveLossPlot
 from flowlib.training.images import CONFIGS, evaluate, load_pretrained_model
+from flowlib_teaching.widgets.widgets_images import dequantization_width, squeeze_explorer, temperature_samples
 
 device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: fewer steps and images, same code
 RETRAIN = False  # True: train the lesson's model yourself (about an hour on 2 CPU cores) instead of loading it
+FULL_EVAL = False  # True: evaluate the shipped model on all 10,000 test images (minutes) instead of a subset
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The data: Fashion-MNIST
@@ -122,8 +125,10 @@ def spiky_log_q(v, sigma):
 
 
 sigmas = [0.5, 0.3, 0.1, 0.03, 0.01, 0.003]
-on_integers = [float(-spiky_log_q(x_int, s).mean() / math.log(2)) for s in sigmas]
-on_dequantized = [float(-spiky_log_q(y_deq, s).mean() / math.log(2)) for s in sigmas]
+on_integers, on_dequantized = [], []
+for s in tqdm(sigmas, desc="spike widths"):  # each width: every pooled pixel against 256 spikes
+    on_integers.append(float(-spiky_log_q(x_int, s).mean() / math.log(2)))
+    on_dequantized.append(float(-spiky_log_q(y_deq, s).mean() / math.log(2)))
 for s, a, b in zip(sigmas, on_integers, on_dequantized):
     print(f"sigma = {s:<6} bits/dim on raw integers: {a:8.2f}   on dequantized data: {b:10.2f}")
 
@@ -156,7 +161,7 @@ plt.show()
 #
 # Because it is an upper bound on a code length, it can be compared across models: 8 bits/dim is what you pay for
 # storing the raw bytes; a good model pays much less. Our model does not see y directly: it first maps
-# y → y/256 → α + (1−2α)·y/256 → logit, and only then applies the flow. **Every one of those steps is itself a
+# y → y/256 → λ + (1−2λ)·y/256 → logit, and only then applies the flow. **Every one of those steps is itself a
 # `Flow`, so its log-det is part of log q(y)** — nothing to add by hand, nothing to forget
 # (a forgotten pre-processing log-det is one of the most common bugs in published notebooks).
 # The whole convention lives in one place, `flowlib.images`; here is its first check: a density that is uniform on
@@ -204,13 +209,31 @@ print(f"same model, noise width 0.5, no correction (the mistake):        {flatte
 print(f"... corrected by -log2(0.5) = +1 bit/dim:                         {flattering + 1:.3f} bits/dim")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Move the noise width yourself
+#
+# Left: the values y = x + w·u of pixels at levels 0 to 3 — each level owns a box of width w, and 1 − w of
+# every unit cell stays empty. Right: the histogram model fitted to width-w noise (`PixelHistogram(w)`,
+# density freq/w inside each box), evaluated on test images both ways for w from 0.1 to 1: the uncorrected
+# number falls by log₂ w per dimension as w shrinks, the corrected one (flowlib's `bits_per_dim` with
+# `noise_width=w`) does not move, because the model is as good as before.
+
+# %% slideshow={"slide_type": "-"}
+noise_widget = dequantization_width(test_images[:fl.pick(200, 50)], PixelHistogram)
+noise_widget
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The logit pre-processing is a `Compose` of two `Affine` maps and a `Logit`. Written out, with
-# $s_i = \alpha + (1-2\alpha)\,y_i/256$ for each of the D values,
+# $v_i = \lambda + (1-2\lambda)\,y_i/256$ for each of the D values,
 #
-# $$\log\left|\det \frac{\partial\, \mathrm{logit}(s)}{\partial y}\right| = \sum_{i=1}^{D} \Big[\log(1-2\alpha) - \log 256 - \log s_i - \log(1-s_i)\Big].$$
+# $$\log\left|\det \frac{\partial\, \mathrm{logit}(v)}{\partial y}\right| = \sum_{i=1}^{D} \Big[\log(1-2\lambda) - \log 256 - \log v_i - \log(1-v_i)\Big].$$
 #
-# The first two terms come from the two affine maps, the last two from the logit's derivative 1/(s(1−s)).
-# The same brute-force check as in every lesson confirms it (autograd Jacobian, float64).
+# The first two terms come from the two affine maps, the last two from the logit's derivative 1/(v(1−v)).
+# **Why the margin λ?** y/256 lies in [0, 1), and the logit of 0 is −∞: a background pixel with a small noise
+# draw would land arbitrarily far out. The affine step maps [0, 1) into [λ, 1 − λ), where |logit| is at most
+# ln((1 − λ)/λ) ≈ 2.94 for λ = 0.05. That is RealNVP's value (Dinh et al. 2017, where it is called α; flowlib's
+# argument is `alpha`; we write λ because α is a MAF's log-scale in lessons 02–03). A smaller λ stretches the
+# edge cells further; this course uses the paper's value and has not tuned it. The same brute-force check as in
+# every lesson confirms the log-det (autograd Jacobian, float64).
 
 # %%
 pre = images.logit_preprocessing(levels=256, alpha=0.05)
@@ -235,16 +258,31 @@ for c in range(4):
     print(f"output channel {c} (i={c // 2}, j={c % 2}):\n", z_num[0, c].int())
 print("log-det:", logdet_num.tolist(), "| inverse gives back the input:", torch.equal(Squeeze().inverse(z_num)[0], x_num))
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Where does each pixel go?
+#
+# Pick a pixel (channel c, row h, column w) of a numbered image: the widget frames it, looks its number up
+# in `Squeeze()`'s output, and frames where it landed. Try two channels (`squeeze_explorer(2)`) to see
+# that the four output channels of one input channel stay together.
+
+# %% slideshow={"slide_type": "-"}
+squeeze_widget = squeeze_explorer()
+squeeze_widget
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The multi-scale architecture
 #
 # RealNVP does not push all 784 variables through every layer. After a level of couplings, **half the channels are
-# factored out**: they go straight to the latent, and only the other half is processed further, at a coarser scale.
-# This saves compute and memory and gives a latent with a hierarchy: early latents hold fine detail, the last ones
-# the coarse structure. Each level of our model is: a squeeze; a per-channel learnable affine map (a
-# normalisation: Glow's ActNorm without its data-dependent start, lesson 06); then 8 affine couplings (lesson 04,
-# tanh-bounded scales, conv networks with a zero last layer) whose masks cycle through checkerboard, the other
-# checkerboard, first half of the channels, second half. Its shapes:
+# factored out**: they go straight to the latent, and only the other half is processed further, at a coarser
+# scale. What distribution do the factored-out values get? The same as every other latent value: the base is a
+# standard normal on the whole flat latent of 784 values, and a factored-out part is simply a piece of it.
+# Factoring out only *routes* values — nothing is computed on them — so **its log-det is 0**; the values it
+# routes keep the log-dets of the layers they went through. This saves compute and memory and gives a latent with
+# a hierarchy: early latents hold fine detail, the last ones the coarse structure. Each level of our model is: a
+# squeeze; a per-channel learnable affine map (a normalisation, like Glow's ActNorm without its data-dependent
+# start); then 8 affine couplings (lesson 04, tanh-bounded scales, conv networks with a zero last layer) whose
+# masks cycle through checkerboard, the other checkerboard, first half of the channels, second half. Its shapes
+# (the kept half, 2×14×14, is what level 2 squeezes into 8×7×7):
 
 # %%
 model_shape = multiscale_realnvp_flow(**CONFIGS["realnvp-fmnist"]["model"])
@@ -255,8 +293,8 @@ for row in describe_multiscale(model_shape):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # `MultiScale` is still a `Flow`: `forward` returns **one flat latent** (B, 784) that contains every level's
-# factored-out part, so `inverse` reconstructs x exactly — nothing is re-sampled (a bug in several public Glow
-# implementations). The same brute-force checks as for every flow, on a small 8×8 version with random weights:
+# factored-out part, so `inverse` reconstructs x exactly — nothing is re-sampled (decoders that re-sample the
+# factored-out parts were reported in rosinality/glow-pytorch issue #45 and chaiyujin/glow-pytorch issue #9). The same brute-force checks as for every flow, on a small 8×8 version with random weights:
 
 # %%
 torch.manual_seed(0)
@@ -274,7 +312,8 @@ print("per-level latent shapes:", [tuple(z.shape[1:]) for z in small.split_laten
 #
 # The loss is the one from lesson 03, the negative log-likelihood, now of dequantized images (fresh noise every
 # batch). First a **small** version, trained live so you can watch the loss; then the full model. The live plot shows
-# the loss in **nats per image**; divide by D·ln 2 = 784 · 0.693 ≈ 543 to read it in bits/dim. An untrained flow
+# the training loss converted to **bits/dim** (the NLL in nats per image divided by D·ln 2), the unit of every
+# other number in this lesson. An untrained flow
 # starts *worse* than the uniform 8 bits/dim: it is the identity, so its density is a standard normal in logit space,
 # which puts most of its mass on mid-grey values — while half of all pixels are 0, where that density is about ten
 # times lower than uniform's.
@@ -285,10 +324,39 @@ demo = multiscale_realnvp(levels=2, couplings=4, hidden=32)
 demo_steps = fl.pick(300, 15)
 train_batches = (images.dequantize(train_images[torch.randint(0, 60000, (64,))]) for _ in range(demo_steps))
 before = float(images.bits_per_dim(demo, test_images[:200]).mean())
-history = fl.training.fit(demo, train_batches, steps=demo_steps, lr=1e-3, callbacks=[LiveLossPlot(every=25)])
+live = LiveLossPlot(every=25, scale=1 / (784 * math.log(2)), ylabel="training loss (bits/dim)")
+history = fl.training.fit(demo, train_batches, steps=demo_steps, lr=1e-3, callbacks=[live])
 after = float(images.bits_per_dim(demo, test_images[:200]).mean())
 print(f"small model ({sum(p.numel() for p in demo.parameters()):,} parameters): {before:.2f} -> {after:.2f} "
       f"bits/dim on 200 test images after {demo_steps} steps ({history.seconds:.0f} s)")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Does multi-scale help? Measured
+#
+# Same budget, with and without: two small models with the same 8 couplings of the same width, trained for
+# the same steps on the same batches and evaluated on the same test images. One is multi-scale (2 levels of 4
+# couplings; half the values leave after level 1), the other single-scale (1 level of 8 couplings, all on
+# 4×14×14). The table prints what each costs and what it reaches.
+
+# %% slideshow={"slide_type": "-"}
+scale_steps, n_scale_eval = fl.pick(300, 10), fl.pick(500, 50)
+scale_rows = []
+for name, levels, couplings in (("multi-scale, 2 levels x 4 couplings", 2, 4),
+                                ("single scale, 1 level x 8 couplings", 1, 8)):
+    fl.seed_everything(1)  # the same initial seed and the same stream of batches for both
+    m = multiscale_realnvp(levels=levels, couplings=couplings, hidden=32)
+    batches = (images.dequantize(train_images[torch.randint(0, 60000, (64,))]) for _ in range(scale_steps))
+    h = fl.training.fit(m, batches, steps=scale_steps, lr=1e-3)
+    bpd = float(images.bits_per_dim(m, test_images[:n_scale_eval],
+                                    generator=torch.Generator().manual_seed(0)).mean())
+    scale_rows.append((name, sum(p.numel() for p in m.parameters()), h.seconds, bpd))
+print(f"{'':38} {'parameters':>10} {'seconds':>8} {'bits/dim':>9}  ({scale_steps} steps, "
+      f"{n_scale_eval} test images)")
+for name, n_params, seconds, bpd in scale_rows:
+    print(f"{name:38} {n_params:10,} {seconds:8.1f} {bpd:9.3f}")
+(_, _, t_multi, b_multi), (_, _, t_single, b_single) = scale_rows
+print(f"multi-scale: {t_single / t_multi:.2f}x faster per step, {b_single - b_multi:+.3f} bits/dim "
+      f"better than single scale" + (" (fast mode: too few steps to mean much)" if FAST else ""))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The full model of this lesson (2 levels, 8 couplings per level, 128 hidden channels) trains in about an hour on
@@ -313,10 +381,12 @@ print(f"{entry['file']}: {entry['parameters']:,} parameters, trained for {entry[
       f"{entry['train_seconds'] / 60:.0f} min on {entry['hardware']}")
 print("trained with:", entry["command"])
 print(f"manifest: test bits/dim {entry['test_bpd']} on {entry['test_images']} test images")
-n_eval = fl.pick(10000, 200)
+n_eval = len(test_images) if FULL_EVAL else fl.pick(1000, 200)  # a subset by default: all 10,000 take minutes
 t0 = time.perf_counter()
-test_bpd = evaluate(model, test_images[:n_eval])
-print(f"recomputed here on {n_eval} test images: {test_bpd:.4f} bits/dim ({time.perf_counter() - t0:.0f} s)")
+test_bpd = evaluate(model, test_images[:n_eval], progress=True)
+print(f"recomputed here on {n_eval} of the {len(test_images)} test images: {test_bpd:.4f} bits/dim "
+      f"({time.perf_counter() - t0:.0f} s); on all of them the manifest says {entry['test_bpd']}"
+      + ("" if FULL_EVAL else " (set FULL_EVAL = True at the top to recompute that here)"))
 
 # %% slideshow={"slide_type": "subslide"}
 val = entry.get("val_bpd", [])
@@ -340,20 +410,28 @@ if val:
 #
 # ## 7. Samples, temperature, exact reconstruction
 #
-# Sampling runs the flow backwards from z ~ N(0, T²·I). At T = 1 samples are faithful to the density but noisy; a
-# lower **temperature** gives cleaner, less varied samples. (Scaling z by T samples the renormalised q(y)^{1/T²}
-# exactly only when the whole flow is volume-preserving; here neither the affine couplings nor the logit
-# pre-processing are, so it is a useful heuristic, not that distribution.)
+# Sampling runs the flow backwards from z ~ N(0, T²·I). Look at the three panels below and the numbers printed
+# with them: at T = 1 the samples are varied and noisy; at lower T they are **paler and more washed out** — the
+# mean pixel value falls, and so does the variety between samples — rather than crisper. (Scaling z by T samples
+# the renormalised q(y)^{1/T²} exactly only when the flow's log-det is the same constant for every y; here the
+# affine couplings and the logit pre-processing make it vary, so T is a knob to look at, not that distribution.)
+# The widget after the panels moves T freely on the same latent draws.
 
 # %%
 fl.seed_everything(3)
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.3))
 with torch.no_grad():
     for ax, t in zip(axes, (1.0, 0.8, 0.6)):
-        show_images(images.pixels_from_data(model.sample(24, temperature=t)), nrow=6, ax=ax,
-                    title=f"samples at temperature T = {t}")
+        samples_t = images.pixels_from_data(model.sample(24, temperature=t))
+        show_images(samples_t, nrow=6, ax=ax, title=f"samples at temperature T = {t}")
+        print(f"T = {t}: mean pixel value {samples_t.double().mean():.1f} (test images: "
+              f"{test_images[:1000].double().mean():.1f}), spread across samples {samples_t.double().std(0).mean():.1f}")
 plt.tight_layout()
 plt.show()
+
+# %% slideshow={"slide_type": "subslide"}
+temperature_widget = temperature_samples(model, reference=test_images[:1000])  # updates when you let go
+temperature_widget
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # A flow is **exactly invertible**: encoding a test image and decoding its latent gives the image back (up to
@@ -379,66 +457,87 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
-# **Exercise 1.** Write `bits_per_dim(nll_nats, shape)`: the bits per dimension of one image of shape (C, H, W) whose
-# negative log-likelihood is `nll_nats` (in nats). The checker tries several shapes.
+# **Exercise 1.** The flow of this lesson reports two numbers per image: the base log-density `log_p_z` of its
+# latent and the log-det `logdet_flow` of the image flow alone (logit space → latent). Write
+# `bits_per_dim(log_p_z, logdet_flow, y, alpha)` returning the bits/dim of each image, shape (B,), for
+# dequantized images `y` = x + u of shape (B, C, H, W) in [0, 256), pre-processed as in section 3 with margin
+# λ = `alpha`. Every step from y to z counts; D comes from the data. The checker tries two image shapes.
 
 # %%
-def bits_per_dim(nll_nats, shape):
-    ...  # your answer
+def bits_per_dim(log_p_z, logdet_flow, y, alpha):
+    ...  # your answer: shape (B,)
 
 
-check_bits_per_dim(bits_per_dim)
+check_pipeline_bits_per_dim(bits_per_dim)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
-def bits_per_dim(nll_nats, shape):
-    return nll_nats / (math.prod(shape) * math.log(2))
+def bits_per_dim(log_p_z, logdet_flow, y, alpha):
+    v = alpha + (1 - 2 * alpha) * y / 256  # the two affine steps; then w = logit(v)
+    per_value = math.log(1 - 2 * alpha) - math.log(256) - torch.log(v) - torch.log1p(-v)
+    log_q = log_p_z + logdet_flow + per_value.flatten(1).sum(1)  # log q(y): every log-det added
+    return -log_q / (y[0].numel() * math.log(2))
 
 
-check_bits_per_dim(bits_per_dim, strict=True)
+check_pipeline_bits_per_dim(bits_per_dim, strict=True)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Exercise 2.** A tutorial dequantized with noise of width w (y = x + w·u) and reported −E log q(y)/(D ln 2)
-# without a correction. Write `honest_bpd(reported, width)`, the bound on the discrete data.
+# **Exercise 2.** Undo a squeeze. Write `unsqueeze(z)` that takes z of shape (B, 4C, H/2, W/2) and returns the
+# x of shape (B, C, H, W) with `Squeeze()(x)[0] == z`, using `reshape` and `permute` (no loops). Section 4's
+# convention: channel 4c + 2i + j holds pixel (2h + i, 2w + j) of channel c. The checker compares with
+# `Squeeze().inverse` on numbered tensors.
 
 # %%
-def honest_bpd(reported, width):
-    ...  # your answer
+def unsqueeze(z):
+    ...  # your answer: (B, C, H, W)
 
 
-check_noise_width_correction(honest_bpd)
+check_unsqueeze(unsqueeze)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
-def honest_bpd(reported, width):
-    return reported - math.log2(width)
+def unsqueeze(z):
+    b, c4, h, w = z.shape
+    x = z.reshape(b, c4 // 4, 2, 2, h, w)  # (B, C, i, j, H/2, W/2)
+    return x.permute(0, 1, 4, 2, 5, 3).reshape(b, c4 // 4, 2 * h, 2 * w)  # (B, C, H/2, i, W/2, j)
 
 
-check_noise_width_correction(honest_bpd, strict=True)
+check_unsqueeze(unsqueeze, strict=True)
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Exercise 3.** Where does `Squeeze` send pixel (c, h, w) of its input? Return the triple (c', h', w') of its
-# position in the output. The checker compares with flowlib's `Squeeze` on every pixel of a 2×4×6 tensor.
+# **Exercise 3.** The latent of each level. `multiscale_realnvp_flow(shape, levels)` factors out part of the
+# latent at every level (section 5). Write `latent_shapes(shape, levels)` returning the list of the (C, H, W)
+# shapes of those parts, level 1 first, the last level's included — for any image shape and number of levels,
+# without building the model. (Check: they add up to C·H·W values.)
 
 # %%
-def squeeze_index(c, h, w):
-    ...  # your answer
+def latent_shapes(shape, levels):
+    ...  # your answer: a list of (C, H, W) tuples
 
 
-check_squeeze_index(squeeze_index)
+check_latent_shapes(latent_shapes)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
-def squeeze_index(c, h, w):
-    return 4 * c + 2 * (h % 2) + (w % 2), h // 2, w // 2
+def latent_shapes(shape, levels):
+    c, h, w = shape
+    out = []
+    for level in range(levels):
+        c, h, w = 4 * c, h // 2, w // 2  # the squeeze
+        if level < levels - 1:
+            out.append((c // 2, h, w))  # half the channels leave ...
+            c = c // 2  # ... and half go on
+        else:
+            out.append((c, h, w))  # the last level keeps nothing back
+    return out
 
 
-check_squeeze_index(squeeze_index, strict=True)
+check_latent_shapes(latent_shapes, strict=True)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
@@ -446,10 +545,13 @@ check_squeeze_index(squeeze_index, strict=True)
 # - A density on discrete data can cheat; **uniform dequantization** y = x + u, u ~ U[0, 1), turns the likelihood of
 #   y into a **lower bound** on the discrete likelihood.
 # - **bits/dim** = −E log q(x + u) / (D ln 2), with D = C·H·W read from the data; every pre-processing step is a
-#   flow, so its log-det is in log q; noise of width w needs −log2 w more bits per dimension.
+#   flow, so its log-det is in log q (exercise 1); noise of width w needs −log2 w more bits per dimension.
 # - **Squeeze** trades space for channels at no log-det cost; **multi-scale** flows factor out half the channels per
-#   level and still return one flat latent, so reconstruction is exact.
+#   level (log-det 0; the base models them) and still return one flat latent, so reconstruction is exact; the
+#   measurement of section 6 compares it with a single-scale stack on the same budget.
+# - Sampling at T < 1 makes these samples paler and less varied; with a log-det that varies with y it is a knob,
+#   not the distribution q^{1/T²}.
 # - A multi-scale RealNVP trained for about a CPU hour models Fashion-MNIST much better than independent pixels;
 #   its number, its command and its training time are in `data/checkpoints/manifest.json`.
 #
-# **Next:** lesson 06, Glow — ActNorm, invertible 1×1 convolutions and a model you can train on a GPU.
+# **Next:** the next lesson, Glow, builds on this multi-scale architecture.

@@ -183,6 +183,7 @@ check_backward_step(backward_step)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def backward_step(step, y, grad_y, grad_logdet):
     with torch.no_grad():
         x, _ = step.inverse(y)  # rebuild the input: no graph needed for that
@@ -505,6 +506,7 @@ check_linear_logdet(linear_logdet)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def linear_logdet(A):
     return torch.trace(A)  # d/dt log|det| = div v = trace(A), for one unit of time
 
@@ -526,6 +528,7 @@ check_conditioner_passes(conditioner_passes)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def conditioner_passes(tokens, blocks):
     return blocks, tokens * blocks
 

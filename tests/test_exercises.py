@@ -77,7 +77,8 @@ CASES = {
             "non_uniform_input": lambda n, rate: -torch.log(torch.randn(n).abs()) / rate,
             "missing_rate": lambda n, rate: -torch.log(torch.rand(n)),
             "not_random": lambda n, rate: -torch.log(torch.rand(n, generator=torch.Generator().manual_seed(3))) / rate,
-            "wrong_distribution": lambda n, rate: torch.rand(n),
+            "wrong_distribution": lambda n, rate: torch.rand(n) * 0.9,
+            "applied_cdf": lambda n, rate: 1 - torch.exp(-rate * torch.rand(n)),
             "shape": lambda n, rate: -torch.log(torch.rand(10)) / rate,
             "inf": lambda n, rate: -torch.log(torch.cat([torch.zeros(1), torch.rand(n - 1)])) / rate,
         }),
@@ -220,3 +221,20 @@ def test_square_exercise_with_a_shift():
     # the other single preimage: the mass it reports is P(z < 1) ≈ 0.84
     other = check(lambda x: phi(c - x.sqrt()) / (2 * x.sqrt()))
     assert other.diagnosis == "one_preimage" and "0.84" in other.message
+
+
+def test_a_correct_sampler_with_its_own_generator_is_never_rejected():
+    """The checker cannot reseed a sampler that draws from its own generator; its threshold (KS at the 1e-9 level)
+    must still accept every such correct sampler: 40 independent runs, all accepted."""
+    rng = np.random.default_rng(12345)  # fresh numbers every call, untouched by the checker's seeding
+
+    def own_generator(n, rate):
+        return -np.log1p(-rng.random(n)) / rate
+
+    results = [check_exponential_sampler(own_generator) for _ in range(40)]
+    assert all(r.passed for r in results), [str(r) for r in results if not r.passed][:1]
+
+
+def test_the_threshold_still_catches_a_small_scale_error():
+    wrong = check_exponential_sampler(lambda n, rate: -torch.log(torch.rand(n)) / (1.05 * rate))
+    assert wrong.status == "wrong", str(wrong)

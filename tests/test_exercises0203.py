@@ -127,3 +127,45 @@ def test_pass_counts_accept_d_minus_one():
                                 ).diagnosis == "wrong_maf_sampling"
     assert ex3.check_pass_counts({"maf_density": 0, "maf_sampling": 10, "iaf_density": 10, "iaf_sampling": 1}
                                 ).diagnosis == "wrong_maf_density"
+
+
+# ---- the diagnoses added after the read-throughs as new students (issue 11) -----------------------------------------
+def test_headers_match_the_lesson_numbering():
+    # lesson 02: exercise 2 is the Jacobian by hand, exercise 3 the triangular log-det
+    assert "02.2" in ex.check_sine_shear_jacobian(_todo).exercise
+    assert "02.3" in ex.check_triangular_logdet(_todo).exercise
+
+
+def test_sine_shear_forgot_c_and_sin_for_cos():
+    forgot_c = ex.check_sine_shear_jacobian(lambda x1, x2, c: [[1, math.cos(x2)], [math.cos(x1), 1]])
+    assert forgot_c.diagnosis == "forgot_c" and "c·cos x₂" in forgot_c.message
+    sin = ex.check_sine_shear_jacobian(lambda x1, x2, c: [[1, c * math.sin(x2)], [c * math.sin(x1), 1]])
+    assert sin.diagnosis == "sin_for_cos"
+
+
+def test_composition_in_reversed_order_is_named():
+    def reversed_order(flows, base, x):
+        h, total = x, torch.zeros(x.shape[0])
+        for f in reversed(flows):
+            h, ld = f(h)
+            total = total + ld
+        return base.log_prob(h) + total
+
+    r = ex3.check_composition_log_prob(reversed_order)
+    assert r.diagnosis == "reversed_order", str(r)
+
+
+@pytest.mark.parametrize("answer", [2.61 / 2.39, 3.0, (2.61 - 2.39) / math.log(2), -1.0])
+def test_kl_gap_any_wrong_number_gets_a_message_not_a_crash(answer):
+    r = ex3.check_kl_gap(answer)
+    assert r.status == "wrong" and "E_{p_data}" in (r.message + r.hint) or r.diagnosis == "units", str(r)
+    assert "NameError" not in str(r)
+
+
+def test_kl_gap_in_bits_is_named():
+    assert ex3.check_kl_gap((2.61 - 2.39) / math.log(2)).diagnosis == "units"
+
+
+def test_maf_and_iaf_swapped_is_named():
+    r = ex3.check_pass_counts({"maf_density": 10, "maf_sampling": 1, "iaf_density": 1, "iaf_sampling": 10})
+    assert r.diagnosis == "maf_iaf_swapped", str(r)

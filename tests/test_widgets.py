@@ -296,3 +296,20 @@ def test_plot_density_vs_samples_normalises_by_all_samples():
     assert max(heights) == pytest.approx(0.5 * 10)  # half the mass in one bin of width 0.1
     assert ax.get_xlabel() == "x" and ax.get_ylabel() == "density"
     plt.close("all")
+
+
+def test_live_loss_plot_scale_converts_the_unit():
+    """Lesson 05 shows a loss in nats per image as bits/dim: scale = 1 / (D ln 2)."""
+    import math
+
+    d = 784
+    live = LiveLossPlot(every=1, scale=1 / (d * math.log(2)), ylabel="bits/dim")
+    history = History()
+    history.step += [1, 2]
+    history.loss += [5000.0, 4000.0]
+    ax = live.draw(history).axes[0]
+    raw = [ln for ln in ax.get_lines() if ln.get_label() == "loss of each batch"][0]
+    np.testing.assert_allclose(raw.get_ydata(), [5000 / (d * math.log(2)), 4000 / (d * math.log(2))])
+    assert f"{4000 / (d * math.log(2)):.3f}" in ax.get_title() and ax.get_ylabel() == "bits/dim"
+    with pytest.raises(ValueError, match="scale"):
+        LiveLossPlot(scale=0)

@@ -161,8 +161,10 @@ class MAF(Flow):
 
 class IAF(Inverse):
     """Inverse autoregressive flow: ``Inverse(MAF(...))``. In the data -> latent direction it is sequential (D
-    passes); in the sampling direction one pass, x_i = z_i * exp(alpha_i(z_<i)) + mu_i(z_<i) — fast sampling, slow
-    density of arbitrary data. Same arguments as MAF."""
+    passes); in the sampling direction one pass, which is MAF's forward map applied to z:
+    x_i = (z_i - mu_i(z_<i)) * exp(-alpha_i(z_<i)), log|det dx/dz| = -sum_i alpha_i(z_<i) — fast sampling, slow
+    density of arbitrary data. (Papers often write the same family as x_i = z_i * exp(alpha_i) + mu_i; it is the
+    same set of maps with mu and alpha re-parameterised.) Same arguments as MAF."""
 
     def __init__(self, dim: int, hidden: Sequence[int] = (64, 64), order: Tensor | str | None = None,
                  scale_bound: float = 6.0, activation: str = "relu"):

@@ -177,8 +177,6 @@ def train_flow_matching(velocity: nn.Module, sampler: Callable[[int], Tensor], s
     """Fit ``velocity`` by flow matching on fresh batches ``sampler(batch_size)``; returns the loss per step."""
     from tqdm.auto import tqdm
 
-    from flowlib.runtime import fast_mode
-
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
     g = torch.Generator().manual_seed(seed)
@@ -186,7 +184,7 @@ def train_flow_matching(velocity: nn.Module, sampler: Callable[[int], Tensor], s
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses = []
     velocity.train()
-    for _ in tqdm(range(steps), desc="flow matching", disable=not progress or fast_mode()):
+    for _ in tqdm(range(steps), desc="flow matching", disable=not progress):
         loss = flow_matching_loss(velocity, sampler(batch_size), g)
         if not torch.isfinite(loss):
             raise RuntimeError(f"the flow-matching loss became {float(loss)} after {len(losses)} steps; "

@@ -34,7 +34,7 @@ Usage::
     x = ds.sample(1000, seed=0)          # (1000, 2), reproducible
     batch = ds.sampler(seed=0)           # n -> fresh samples each call (for flowlib.training.fit)
     ds.log_prob(x)                       # (1000,), exact
-    toy2d.entropy("moons")               # Floor(value=2.387..., stderr=...)
+    toy2d.entropy("moons")               # Floor(value=2.3951..., stderr=0.0017..., n=200000): the defaults
 """
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ class Floor:
     n: int
 
     def __str__(self) -> str:
+        if self.stderr == 0:  # a closed form (the checkerboard: ln 32), not an estimate
+            return f"{self.value:.4f} nats (exact)"
         return f"{self.value:.4f} +- {self.stderr:.4f} nats (Monte Carlo, n = {self.n})"
 
 

@@ -197,7 +197,8 @@ def check_image_shape(images: torch.Tensor, config: TrainConfig) -> None:
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, batch_size: int = 500, seed: int = 1234, device=None,
              progress: bool = False) -> float:
-    """Mean bits/dim over ``images`` with a fixed noise seed (so reruns agree)."""
+    """Mean bits/dim over ``images`` with a fixed noise seed (so reruns agree); ``progress=True`` shows a bar
+    over the batches (a lesson's evaluation of thousands of images takes minutes on a CPU)."""
     from tqdm.auto import tqdm
 
     was_training = model.training
@@ -205,7 +206,8 @@ def evaluate(model, images: torch.Tensor, batch_size: int = 500, seed: int = 123
     device = device or next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     total = 0.0
-    for i in tqdm(range(0, images.shape[0], batch_size), desc="evaluating", disable=not progress, leave=False):
+    for i in tqdm(range(0, images.shape[0], batch_size), desc=f"bits/dim of {images.shape[0]} images",
+                  unit="batch", disable=not progress, leave=False):
         total += float(bits_per_dim(model, images[i: i + batch_size].to(device), generator=g).sum())
     model.train(was_training)
     return total / images.shape[0]

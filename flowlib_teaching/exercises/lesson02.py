@@ -72,7 +72,7 @@ def _lower_triangular_batch(seed: int = 0) -> torch.Tensor:
     return J - torch.diag_embed(torch.diagonal(J, dim1=1, dim2=2)) + torch.diag_embed(sign * diag)
 
 
-@checker("Exercise 02.2 — log|det J| of a triangular Jacobian",
+@checker("Exercise 02.3 — log|det J| of a triangular Jacobian",
           "write triangular_logdet(J) for a batch J of shape (B, D, D) and run the cell again.")
 def check_triangular_logdet(fn: Callable) -> str:
     """Exercise 02.2: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
@@ -110,11 +110,11 @@ def check_triangular_logdet(fn: Callable) -> str:
                           f"{truth[:3].numpy().round(4).tolist()}..., got {out[:3].numpy().round(4).tolist()}...")
 
 
-@checker("Exercise 02.3 — the Jacobian of the sine shear",
+@checker("Exercise 02.2 — the Jacobian of the sine shear",
           "write sine_shear_jacobian(x1, x2, c) returning [[∂y₁/∂x₁, ∂y₁/∂x₂], [∂y₂/∂x₁, ∂y₂/∂x₂]] and run the "
           "cell again.")
 def check_sine_shear_jacobian(fn: Callable) -> str:
-    """Exercise 02.3: ``fn(x1, x2, c)`` returns the 2x2 Jacobian of y = (x1 + c sin x2, x2 + c sin x1) (c: the shear
+    """Exercise 02.2: ``fn(x1, x2, c)`` returns the 2x2 Jacobian of y = (x1 + c sin x2, x2 + c sin x1) (c: the shear
     strength; not called s, which lesson 04 uses for a coupling layer's log-scale) as
     [[dy1/dx1, dy1/dx2], [dy2/dx1, dy2/dx2]] (a nested list, array or tensor)."""
     from flowlib.testing import jacobian
@@ -133,6 +133,15 @@ def check_sine_shear_jacobian(fn: Callable) -> str:
         if torch.allclose(got, truth.T, atol=1e-6):
             raise wrong("transposed", f"{where} you returned the transpose: row i holds the derivatives of output "
                                        f"y_i (J[i][j] = ∂y_i/∂x_j).")
+        no_c = torch.tensor([[1.0, math.cos(x2)], [math.cos(x1), 1.0]], dtype=torch.float64)
+        if torch.allclose(got, no_c, atol=1e-6):
+            raise wrong("forgot_c", f"{where} your off-diagonal entries are cos x₂ and cos x₁ without the shear "
+                                     f"strength c: y₁ = x₁ + c·sin x₂, so ∂y₁/∂x₂ = c·cos x₂.")
+        sin_for_cos = torch.tensor([[1.0, c * math.sin(x2)], [c * math.sin(x1), 1.0]], dtype=torch.float64)
+        if torch.allclose(got, sin_for_cos, atol=1e-6) or torch.allclose(got, -sin_for_cos + 2 * torch.eye(2,
+                                                                                   dtype=torch.float64), atol=1e-6):
+            raise wrong("sin_for_cos", f"{where} your off-diagonal entries use sin where the derivative of sin is "
+                                        f"needed: d/dx₂ (c·sin x₂) = c·cos x₂.")
         if torch.allclose(got.diagonal(), truth.diagonal(), atol=1e-6):
             raise wrong("off_diagonal", f"{where} the diagonal is right but the off-diagonal entries are not: "
                                          f"∂y_1/∂x_2 = c·cos x_2 and ∂y_2/∂x_1 = ?")

@@ -73,7 +73,14 @@ def check_composition_log_prob(fn: Callable) -> str:
             lds.append(ld)
         total = torch.stack(lds).sum(0)
         lp = base.log_prob(z)
+        zr, total_r = x, torch.zeros(x.shape[0])
+        for f in reversed(flows):
+            zr, ld = f(zr)
+            total_r = total_r + ld
         diagnoses = [
+            ("reversed_order", base.log_prob(zr) + total_r, "you applied the flows in reverse list order; the list "
+                                                             "goes from the data to the latent: h₁ = flows[0](x), "
+                                                             "h₂ = flows[1](h₁), ..."),
             ("logdet_sign", lp - total, "the log-dets have the wrong sign: in the data -> latent direction they are "
                                         "ADDED, log q(x) = log p(z) + Σ log|det ∂f_k/∂h|."),
             ("missing_logdet", lp, "you left out the log-determinants: each layer stretches or squeezes volume, and "
@@ -112,7 +119,12 @@ def check_kl_gap(answer) -> str:
     if math.isclose(a, -nll, abs_tol=1e-3) or math.isclose(a, nll + floor, abs_tol=1e-3):
         raise wrong("decomposition", "write the cross-entropy as E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) "
                                       "and solve for the KL.")
-    raise wrong("wrong", f"{a} is not it. Use E_{{p_data}}[−log q] = H(p_data) + KL(p_data ‖ q) with the numbers above.")
+    if math.isclose(a, (nll - floor) / math.log(2), abs_tol=1e-3) or math.isclose(a, (nll - floor) * math.log(2),
+                                                                                   abs_tol=1e-3):
+        raise wrong("units", f"{a} is the gap converted between nats and bits; both numbers are given in nats, and "
+                              "the question asks for nats.")
+    raise wrong("wrong", f"{a:g} is not it. Use " + "E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q) with the "
+                          "numbers above.")
 
 
 PASS_KEYS = ("maf_density", "maf_sampling", "iaf_density", "iaf_sampling")
@@ -146,5 +158,10 @@ def check_pass_counts(answer, dim: int = 10) -> str:
             note = (f" (You counted {dim - 1} for a sequential direction: right if the first coordinate's pass is "
                     f"skipped, since its shift and scale depend on no input; flowlib runs all {dim}.)")
         return "MAF: density 1 pass, sampling D passes; IAF: the reverse. Same maths, opposite directions." + note
+    swapped = {"maf_density": (dim, dim - 1), "maf_sampling": (1,), "iaf_density": (1,), "iaf_sampling": (dim, dim - 1)}
+    if all(answer[k] in swapped[k] for k in PASS_KEYS):
+        raise wrong("maf_iaf_swapped", "your four numbers are right for the other model: you swapped MAF and IAF.",
+                    "MAF computes its shift and scale from x (the data), so its DENSITY direction is one pass; IAF "
+                    "computes them from z, so its SAMPLING direction is one pass.")
     k = mistaken[0]
     raise wrong(f"wrong_{k}", f"{k} = {answer[k]!r} is mistaken ({len(mistaken)} of 4 mistaken).", why[k])

@@ -4,7 +4,7 @@ anything but a correct answer (the hidden solution cells use it).
 
     check_coupling_inverse(inverse)        inverse(z, mask, log_scale_and_shift) -> (x, logdet) of an affine coupling
     check_guaranteed_zeros(zeros)          zeros(mask) -> (D, D) booleans: which dz_i/dx_j are 0 for ANY network
-    check_honest_bits_per_dim(bpd)         bpd(mean_log_q) for digits: y = (x + u) / 17, 64 pixels
+    check_logit_bits_per_dim(bpd)          bpd(log_q_w, y) for digits seen through w = logit(a + (1 - 2a) y)
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, 
 from flowlib.bijections.masks import alternating_mask, half_mask, random_mask
 
 __all__ = ["ExerciseError", "ExerciseResult", "check_coupling_inverse", "check_guaranteed_zeros",
-           "check_honest_bits_per_dim"]
+           "check_logit_bits_per_dim", "logit_bits_per_dim"]
 
 
 def _tensor(out, what: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -120,69 +120,103 @@ def check_guaranteed_zeros(zeros) -> str:
             continue
         name = mask.int().tolist()
         if torch.equal(got, truth.T):
-            raise wrong("transposed", f"for mask {name} your pattern is the transpose of the right one.",
-                         "rows are outputs z_i and columns inputs x_j: J[i, j] = dz_i/dx_j.")
+            # the transpose of the pattern is exactly the pattern of the flipped mask 1 - m, so the two mistakes give
+            # the same answer: name both
+            raise wrong("transposed", f"for mask {name} your pattern is the transpose of the right one, which is the "
+                         f"same as the right pattern for the FLIPPED mask. Either rows and columns are swapped, or "
+                         f"you read mask = 1 as 'transformed'; in the course mask = 1 means PASSED THROUGH unchanged.",
+                         "rows are outputs z_i and columns inputs x_j: J[i, j] = dz_i/dx_j; passed = mask.bool().")
+        # indices in the messages count from 1, as the lesson does (x_1 ... x_D); tensors count from 0
         diag = torch.nonzero(torch.diagonal(got)).reshape(-1)
         if len(diag):
-            i = int(diag[0])
-            raise wrong("diagonal", f"for mask {name} you marked dz_{i}/dx_{i} as zero; a diagonal entry is 1 "
-                         f"(passed through) or exp(s_{i}) > 0 (transformed), never 0.",
-                         "if a diagonal entry could be 0 the layer would not be invertible.")
+            i = int(diag[0]) + 1
+            raise wrong("diagonal", f"for mask {name} you marked dz_{i}/dx_{i} (row {i}, column {i}, counting from "
+                         f"1) as zero; a diagonal entry is 1 (passed through) or exp(s_{i}) > 0 (transformed), never "
+                         f"0.", "if a diagonal entry could be 0 the layer would not be invertible.")
         wrong_zero = torch.nonzero(got & ~truth)
         if len(wrong_zero):
-            i, j = (int(v) for v in wrong_zero[0])
-            raise wrong("not_guaranteed", f"for mask {name} you marked dz_{i}/dx_{j} as always zero, but x_{j} is "
-                         f"passed through and z_{i} is transformed: z_{i} = x_{i} exp(s_{i}) + t_{i}, and s, t are "
-                         f"computed from x_{j}, so this entry is generally non-zero.",
+            i, j = (int(v) + 1 for v in wrong_zero[0])
+            raise wrong("not_guaranteed", f"for mask {name} you marked dz_{i}/dx_{j} (row {i}, column {j}, counting "
+                         f"from 1) as always zero, but x_{j} is passed through and z_{i} is transformed: "
+                         f"z_{i} = x_{i} exp(s_{i}) + t_{i}, and s, t are computed from x_{j}, so this entry is "
+                         f"generally non-zero.",
                          "the lower-left block (transformed rows, passed-through columns) is where the networks act.")
-        i, j = (int(v) for v in torch.nonzero(truth & ~got)[0])
-        why = (f"z_{i} = x_{i} is passed through" if bool(mask[i]) else
+        i0, j0 = (int(v) for v in torch.nonzero(truth & ~got)[0])
+        i, j = i0 + 1, j0 + 1
+        why = (f"z_{i} = x_{i} is passed through" if bool(mask[i0]) else
                f"x_{j} is transformed, and the networks only see the passed-through coordinates")
-        raise wrong("missed_zero", f"for mask {name} dz_{i}/dx_{j} is always zero ({why}), but you did not "
-                     f"mark it.", "Z[i, j] is True for i != j when z_i is passed through or x_j is transformed.")
+        raise wrong("missed_zero", f"for mask {name} dz_{i}/dx_{j} (row {i}, column {j}, counting from 1) is always "
+                     f"zero ({why}), but you did not mark it.",
+                     "Z[i, j] is True for i != j when z_i is passed through or x_j is transformed.")
     return ("every off-diagonal entry is zero except 'transformed output, passed-through input': ordered as "
             "(passed through, transformed), the Jacobian is block lower-triangular with a diagonal lower-right block.")
 
 
-# ---- exercise 3: honest bits per dimension ------------------------------------------------------------------------
-_D, _LEVELS = 64, 17
+# ---- exercise 3: honest bits per dimension through the logit pre-processing ------------------------------------------
+_D, _LEVELS, _ALPHA = 64, 17, 0.01
 
 
-def _bpd(mean_log_q: float) -> float:
-    return -(mean_log_q - _D * math.log(_LEVELS)) / (_D * math.log(2))
+def _logit_case(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log_q_w (B,), y (B, 64)): dequantized digits-like pixels y = (x + u)/17 and log-densities in logit space."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, _LEVELS, (5, _D), generator=g).double()
+    x[:, :20] = 0  # many pixels at level 0, as in the digits: where the logit's log-det is largest
+    y = (x + torch.rand(x.shape, generator=g, dtype=torch.float64)) / _LEVELS
+    log_q_w = -100.0 + 20.0 * torch.randn(5, generator=g, dtype=torch.float64)
+    return log_q_w, y
 
 
-@checker("honest bits per dimension", "return -(mean_log_q - 64 log 17) / (64 log 2).")
-def check_honest_bits_per_dim(bpd) -> str:
-    """``bpd(mean_log_q)``: a model's average log q(y) in nats per image, with y = (x + u) / 17, u ~ U(0, 1) and
-    64 pixels; return the honest bits per dimension on the discrete images."""
-    for L in (-81.8, 12.5, 60.0):
-        got = call(bpd, L)
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            raise wrong("not_a_number", f"your function returned {short(got)}, not a number.") from None
-        truth = _bpd(L)
-        if math.isclose(got, truth, rel_tol=1e-6, abs_tol=1e-9):
-            continue
-        ln17, ln2 = math.log(_LEVELS), math.log(2)
-        variants = {
-            "forgot_scaling": (-L / (_D * ln2), "the log-det of the scaling y = (x + u) / 17 is missing: the density "
-                               "of v = x + u is q(v / 17) / 17^64, so subtract 64 log 17 from log q."),
-            "scaling_sign": (-(L + _D * ln17) / (_D * ln2), "the scaling term has the wrong sign: log p(v) = "
-                             "log q(y) - 64 log 17 (dividing by 17 makes the density of v SMALLER)."),
-            "nats": (-(L - _D * ln17) / _D, "that is nats per dimension; bits need a division by log 2."),
-            "not_per_dim": (-(L - _D * ln17) / ln2, "that is bits per IMAGE; divide by the 64 dimensions."),
-            "sign": ((L - _D * ln17) / (_D * ln2), "bits/dim is a NEGATIVE log-likelihood: lower is better, and a "
-                     "uniform model scores +4.09."),
-            "log2_17_in_nats": (-(L - _D * math.log2(_LEVELS)) / (_D * ln2), "you mixed units: log q is in nats, "
-                                "so the scaling term is 64 ln 17, not 64 log2 17."),
-        }
-        for diagnosis, (v, message) in variants.items():
-            if math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9):
-                raise wrong(diagnosis, f"for mean_log_q = {L} you returned {got:.4f}: {message}",
-                             "check: a uniform model (mean_log_q = 0) must score log2 17 = 4.087.")
-        raise wrong("value", f"for mean_log_q = {L} you returned {got:.4f}, expected {truth:.4f}.",
-                     "bpd = -(E[log q(y)] - 64 ln 17) / (64 ln 2); a uniform model (log q = 0) scores 4.087.")
-    return ("bpd = -(E[log q(y)] - 64 ln 17) / (64 ln 2): the scaling's log-det is counted, so the number bounds the "
-            "model's NLL on the discrete images (a uniform model scores exactly log2 17 = 4.087).")
+def logit_bits_per_dim(log_q_w: torch.Tensor, y: torch.Tensor, alpha: float = _ALPHA) -> torch.Tensor:
+    """The right answer: log q(y) = log q_W(w) + sum_i log|dw_i/dy_i|, w_i = logit(s_i), v_i = alpha + (1-2alpha) y_i,
+    dw/dy = (1 - 2 alpha) / (s (1 - s)); then the scaling's -64 ln 17 and the conversion to bits per dimension."""
+    s = alpha + (1 - 2 * alpha) * y
+    log_q_y = log_q_w + (math.log(1 - 2 * alpha) - torch.log(s) - torch.log1p(-s)).sum(dim=1)
+    d = y.shape[1]
+    return -(log_q_y - d * math.log(_LEVELS)) / (d * math.log(2))
+
+
+@checker("honest bits per dimension through the logit pre-processing",
+          "write my_bpd(log_q_w, y): add the logit step's log-det to log q_W(w), subtract 64 ln 17, convert to bits "
+          "per dimension.")
+def check_logit_bits_per_dim(bpd) -> str:
+    """``bpd(log_q_w, y)``: ``log_q_w`` (B,) is the flow's log-density of w = logit(alpha + (1 - 2 alpha) y) with
+    alpha = 0.01, ``y`` (B, 64) the dequantized digits (x + u)/17; return the honest bits/dim per image, shape (B,)."""
+    log_q_w, y = _logit_case()
+    out = call(bpd, log_q_w.clone(), y.clone())
+    got = _tensor(out, "your bits/dim", (y.shape[0],))
+    truth = logit_bits_per_dim(log_q_w, y)
+    if torch.allclose(got, truth, rtol=1e-6, atol=1e-8):
+        return ("log q(y) = log q_W(w) + Σ [log(1 − 2λ) − log v − log(1 − v)], then −(log q(y) − 64 ln 17)/(64 ln 2): "
+                "every step between the discrete image and the flow's latent counted once.")
+    s = _ALPHA + (1 - 2 * _ALPHA) * y
+    ld = (math.log(1 - 2 * _ALPHA) - torch.log(s) - torch.log1p(-s)).sum(dim=1)
+    ln17, ln2, d = math.log(_LEVELS), math.log(2), _D
+    variants = {
+        "forgot_logit_logdet": (-(log_q_w - d * ln17) / (d * ln2),
+                                "you used log q_W(w) as if it were log q(y): the logit step stretches space, and its "
+                                "log-det Σ log|dw_i/dy_i| belongs to log q(y)."),
+        "logit_logdet_sign": (-(log_q_w - ld - d * ln17) / (d * ln2),
+                              "the logit step's log-det has the wrong sign: in the data → latent direction it is "
+                              "ADDED, log q(y) = log q_W(w) + Σ log|dw_i/dy_i| (lesson 01's change of variables)."),
+        "forgot_one_minus_2alpha": (-(log_q_w + ld - d * math.log(1 - 2 * _ALPHA) - d * ln17) / (d * ln2),
+                                    "the derivative of the affine step v = λ + (1 − 2λ) y is missing: dw/dy = "
+                                    "(1 − 2λ) / (v (1 − v)), so each pixel adds log(1 − 2λ) too."),
+        "logit_of_y": (-(log_q_w + (math.log(1 - 2 * _ALPHA) - torch.log(y) - torch.log1p(-y)).sum(1) - d * ln17)
+                       / (d * ln2), "you evaluated the logit's derivative at y; it is evaluated at v = λ + (1 − 2λ) y, "
+                                    "the value the logit actually receives."),
+        "forgot_scaling": (-(log_q_w + ld) / (d * ln2), "the scaling y = (x + u)/17 has a log-det too: subtract "
+                                                        "64 ln 17 (section 6)."),
+        "scaling_sign": (-(log_q_w + ld + d * ln17) / (d * ln2), "the scaling term has the wrong sign: log p(x + u) "
+                                                                 "= log q(y) − 64 ln 17."),
+        "nats": (-(log_q_w + ld - d * ln17) / d, "that is nats per dimension; divide by ln 2 as well."),
+        "not_per_dim": (-(log_q_w + ld - d * ln17) / ln2, "that is bits per IMAGE; divide by the 64 dimensions."),
+        "sign": ((log_q_w + ld - d * ln17) / (d * ln2), "bits/dim is a NEGATIVE log-likelihood (lower is better)."),
+    }
+    for diagnosis, (v, message) in variants.items():
+        if torch.allclose(got, v, rtol=1e-6, atol=1e-8):
+            raise wrong(diagnosis, message, "write the chain x → y = (x + u)/17 → v = λ + (1 − 2λ) y → w = logit(v) "
+                                             "and add one log-det per arrow.")
+    i = int((got - truth).abs().argmax())
+    raise wrong("value", f"for image {i + 1} (counting from 1) you return {float(got[i]):.4f}, expected "
+                          f"{float(truth[i]):.4f}.",
+                 "log q(y) = log q_W(w) + Σ_i [log(1 − 2λ) − log v_i − log(1 − v_i)], v_i = λ + (1 − 2λ) y_i.")

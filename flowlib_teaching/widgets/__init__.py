@@ -1,5 +1,6 @@
 """The lessons' interactive widgets: ``change_of_variables`` (lesson 01), ``matrix_deformation`` and
-``local_linearization`` (lesson 02), ``layer_stepper`` (lesson 03)."""
+``local_linearization`` (lesson 02), ``layer_stepper`` (lesson 03). Lesson 04's coupling widgets live in
+``flowlib_teaching.widgets.widgets_coupling``, lesson 05's image widgets in ``flowlib_teaching.widgets.widgets_images``."""
 from flowlib_teaching.widgets.widgets1d import ChangeOfVariablesWidget, change_of_variables, map_branches
 from flowlib_teaching.widgets.widgets2d import layer_stepper, local_linearization, matrix_deformation
 

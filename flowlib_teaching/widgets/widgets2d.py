@@ -395,8 +395,11 @@ class LayerStepperWidget(_Widget2D):
         s = self.state
         k = s["k"]
         ax_s, ax_d = self.axes
-        stage = "base z ~ N(0, I)" if k == 0 else ("model q(x)" if k == self.K else f"h after {k} layers")
-        names = ("z_1", "z_2") if k == 0 else (("x_1", "x_2") if k == self.K else (f"h_{k},1", f"h_{k},2"))
+        # the states are numbered as in lesson 03's density direction, h_0 = x, ..., h_K = z: after k inverse layers
+        # the samples are h_{K-k}
+        j = self.K - k
+        stage = "base z ~ N(0, I)" if k == 0 else ("model q(x)" if k == self.K else f"h_{j} (after {k} inverse layers)")
+        names = ("z_1", "z_2") if k == 0 else (("x_1", "x_2") if k == self.K else (f"h_{{{j},1}}", f"h_{{{j},2}}"))
         if self._data is not None:
             self._data.set_visible(k == self.K)
         self._samples.set_offsets(s["samples"][:5000])
