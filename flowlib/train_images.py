@@ -25,6 +25,7 @@ import torch
 from . import checkpoints
 from .fashion_mnist import load as load_fashion_mnist
 from .builders import glow
+from .image_baselines import image_vae
 from .image_models import multiscale_realnvp
 from .images import bits_per_dim, dequantize
 from .train import History, fit
@@ -45,8 +46,14 @@ CONFIGS: dict[str, dict] = {
     "glow-fmnist-tiny": dict(builder="glow", model=dict(levels=2, steps=2, hidden=16, coupling="affine", mixing="lu"),
                              batch_size=32, lr=1e-3, warmup=10, epochs=1, val_size=200, seed=0,
                              train_subset=512, test_subset=256),
+    # the small VAE of lesson 07's bits/dim table (an MLP on logit-space pixels; log_prob is its one-sample ELBO, so
+    # the test_bpd this trainer reports is the ELBO's bound; lesson 07's table adds the importance-weighted bound)
+    "vae-fmnist": dict(builder="image_vae", model=dict(latent=32, hidden=256), batch_size=64, lr=1e-3, warmup=200,
+                       epochs=4, val_size=2000, seed=0),
+    "vae-fmnist-tiny": dict(builder="image_vae", model=dict(latent=4, hidden=16), batch_size=32, lr=1e-3, warmup=10,
+                            epochs=1, val_size=200, seed=0, train_subset=512, test_subset=256),
 }
-BUILDERS = {"multiscale_realnvp": multiscale_realnvp, "glow": glow}
+BUILDERS = {"multiscale_realnvp": multiscale_realnvp, "glow": glow, "image_vae": image_vae}
 
 
 def build(config: dict) -> torch.nn.Module:
