@@ -69,7 +69,14 @@ def model_from_checkpoint(payload: dict) -> torch.nn.Module:
 
 def load_pretrained_model(name: str = "realnvp-fmnist") -> tuple[torch.nn.Module, dict]:
     """The shipped model ``name``, verified against the manifest: (model in eval mode, manifest entry)."""
-    payload, entry = checkpoints.load_pretrained(name)
+    try:
+        payload, entry = checkpoints.load_pretrained(name)
+    except checkpoints.CheckpointError as e:
+        if name in CONFIGS and name not in checkpoints.read_manifest():
+            raise checkpoints.CheckpointError(
+                f"{e} Train and release {name!r} with: python -m flowlib.train_images {name} --release --threads 1 "
+                f"(or pull a version of the repository that ships it).") from None
+        raise
     return model_from_checkpoint(payload), entry
 
 

@@ -211,3 +211,25 @@ def test_image_vae_bounds_include_the_preprocessing_logdet():
     assert torch.allclose(view, vae.importance_log_prob(y, k=3))
     with pytest.raises(ValueError, match=r"images of shape \(B, 1, 4, 4\)"):
         vae.elbo(torch.rand(2, 1, 5, 5) * 255)
+
+
+def test_a_missing_shipped_model_names_the_command_that_makes_it():
+    from flowlib.checkpoints import CheckpointError
+    from flowlib.train_images import load_pretrained_model
+
+    with pytest.raises(CheckpointError, match=r"no checkpoint named 'glow-fmnist-tiny'.*python -m "
+                                              r"flowlib.train_images glow-fmnist-tiny --release"):
+        load_pretrained_model("glow-fmnist-tiny")
+
+
+def test_bpd_table_rows_and_file(tmp_path):
+    from flowlib import bpd_table
+
+    test = torch.randint(0, 256, (8, 1, 28, 28)).to(torch.uint8)
+    row = bpd_table.compute_row("uniform", test, log=lambda m: None)
+    assert row["bpd"] == 8.0 and row["test_images"] == 8
+    assert "| uniform | none | 8.0000 |" in bpd_table.format_table([row])
+    with pytest.raises(ValueError, match="unknown row 'gan'"):
+        bpd_table.compute_row("gan", test)
+    with pytest.raises(FileNotFoundError, match="python -m flowlib.bpd_table"):
+        bpd_table.load_table(tmp_path / "none.json")
