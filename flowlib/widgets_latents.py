@@ -212,6 +212,7 @@ class TemperatureWidget(_ImageWidget):
         ax_bpd.set_ylabel("bits/dim (lower = more likely)")
         ax_bpd.set_title("colder samples are MORE likely than real images", y=1.0, fontsize=10)
         ax_bpd.grid(alpha=0.3)
+        ax_bpd.locator_params(nbins=5)  # fewer tick labels: text is most of the drawing time
         ax_bpd.legend(fontsize=8, loc="upper left")
 
     def _compute(self, v: dict) -> dict:
@@ -298,6 +299,7 @@ class InterpolationWidget(_ImageWidget):
         self._ax_norm.set_title("|z| along the path", y=1.0, fontsize=10)
         self._ax_norm.legend(fontsize=8, loc="lower center")
         self._ax_norm.grid(alpha=0.3)
+        self._ax_norm.locator_params(nbins=5)
 
     def _compute(self, v: dict) -> dict:
         p = self.prepared
