@@ -41,7 +41,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .core import Compose
+from .core import Compose, FlowInputError
 from .fashion_mnist import CLASSES
 from .images import check_pixels, pixels_from_data
 from .multiscale import MultiScale
@@ -99,21 +99,74 @@ def encode(model, x: Tensor, batch_size: int = 256) -> Tensor:
 
 
 @torch.no_grad()
-def decode(model, z: Tensor, batch_size: int = 256) -> Tensor:
-    """y = f^{-1}(z) (B, C, H, W): continuous pixel values in [0, 256); ``to_pixels`` rounds them down."""
+def decode(model, z: Tensor, batch_size: int = 256, nonfinite: str = "raise") -> Tensor:
+    """y = f^{-1}(z) (B, C, H, W): continuous pixel values (in [0, 256) for latents the model knows).
+
+    A latent far from where the model was trained (high temperature, a large attribute strength, a mix of levels)
+    can make the inverse overflow: Glow's coupling inverse multiplies by 1 / sigmoid(h + 2), which has no upper
+    bound. ``nonfinite="raise"`` (default) stops with OverflowError saying so; ``nonfinite="nan"`` returns such
+    images as NaN (the widgets draw them blank and count them). ``to_pixels`` rounds finite values down.
+    """
+    return decode_with_logdet(model, z, batch_size, nonfinite)[0]
+
+
+@torch.no_grad()
+def decode_with_logdet(model, z: Tensor, batch_size: int = 256, nonfinite: str = "raise") -> tuple[Tensor, Tensor]:
+    """(y, log|det dy/dz|) of ``decode``; log q(y) = log p(z) - log|det dy/dz|. Rows that overflow are NaN in both
+    (with ``nonfinite="nan"``)."""
+    if nonfinite not in ("raise", "nan"):
+        raise ValueError(f"nonfinite must be 'raise' or 'nan', got {nonfinite!r}.")
     d = math.prod(event_shape(model))
     if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != d:
         got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
         raise ValueError(f"expected flat latents of shape (B, {d}), got {got}.")
     dev = _device(model)
-    out = [model.flow.inverse(z[i: i + batch_size].to(dev, torch.float32))[0].cpu()
-           for i in range(0, z.shape[0], batch_size)]
-    return torch.cat(out)
+    parts = [_inverse(model, z[i: i + batch_size].to(dev, torch.float32), nonfinite)
+             for i in range(0, z.shape[0], batch_size)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _inverse(model, z: Tensor, nonfinite: str) -> tuple[Tensor, Tensor]:
+    problem = ""
+    try:
+        y, logdet = model.flow.inverse(z)
+        ok = torch.isfinite(y).reshape(y.shape[0], -1).all(1) & torch.isfinite(logdet)
+        if bool(ok.all()):
+            return y.cpu(), logdet.cpu()
+        problem = f"{int((~ok).sum())} of {z.shape[0]} decoded images are not finite"
+    except FlowInputError as e:  # a layer met an inf produced by an overflow upstream
+        problem = str(e)
+    if nonfinite == "raise":
+        raise OverflowError(f"decoding overflowed ({problem}). These latents lie far from where the model was "
+                            f"trained (|z| up to {float(z.norm(dim=1).max()):.0f}; typical: "
+                            f"{shell_radius(z.shape[1]):.0f}): lower the temperature or strength, or decode with "
+                            f"nonfinite='nan' to get NaN images for the ones that overflow.")
+    ys, lds = [], []
+    for row in z:  # one by one: keep every image that decodes, NaN for the others
+        try:
+            y, ld = model.flow.inverse(row[None])
+        except FlowInputError:
+            y, ld = None, None
+        if y is None or not (bool(torch.isfinite(y).all()) and bool(torch.isfinite(ld).all())):
+            y = torch.full((1, *event_shape(model)), float("nan"), device=z.device)
+            ld = torch.full((1,), float("nan"), device=z.device)
+        ys.append(y)
+        lds.append(ld)
+    return torch.cat(ys).cpu(), torch.cat(lds).cpu()
 
 
 def to_pixels(y: Tensor) -> Tensor:
-    """Decoded values y in [0, 256) -> uint8 pixels floor(y) (clamped to 0..255)."""
+    """Decoded values y in [0, 256) -> uint8 pixels floor(y) (clamped to 0..255). NaN (an overflowed image) is
+    refused: use ``to_grey`` to draw it."""
+    if bool(torch.isnan(y).any()):
+        raise ValueError("some decoded images are NaN (their decoding overflowed); to_pixels cannot round them. "
+                         "Use to_grey(y) to draw them blank, or lower the temperature or strength.")
     return pixels_from_data(y)
+
+
+def to_grey(y: Tensor) -> Tensor:
+    """Decoded values -> float grey levels floor(y) clamped to 0..255, NaN kept (drawn blank by imshow)."""
+    return torch.floor(y).clamp(0, 255)
 
 
 def check_temperature(temperature: float) -> float:

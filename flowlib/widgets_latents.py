@@ -30,7 +30,7 @@ from matplotlib.patches import Rectangle
 from . import latents
 from .fashion_mnist import CLASSES
 
-__all__ = ["temperature_grid", "interpolation", "attribute_vector", "level_swap", "tile"]
+__all__ = ["temperature_grid", "interpolation", "attribute_vector", "level_swap", "show_grey", "tile"]
 
 DEFAULT_TEMPERATURES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 DEFAULT_STRENGTHS = (-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
@@ -46,6 +46,21 @@ def tile(images: torch.Tensor, nrow: int, pad: int = 1) -> np.ndarray:
         r, c = divmod(i, nrow)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
     return out
+
+
+def show_grey(images: torch.Tensor, nrow: int = 8, ax=None, title: str | None = None):
+    """Decoded grey levels (B, 1, H, W) (``latents.to_grey``: NaN = overflowed, drawn blank) or uint8 pixels, in a
+    grid, dark ink on white like ``plot_images.show_images``; returns the axes."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        size = min(12, 1.1 * nrow)
+        _, ax = plt.subplots(figsize=(size, size * math.ceil(len(images) / nrow) / nrow + 0.4))
+    ax.imshow(tile(images.float(), nrow), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    _image_axes(ax)
+    if title:
+        ax.set_title(title)
+    return ax
 
 
 class _ImageWidget:
@@ -103,7 +118,8 @@ class _ImageWidget:
     def update(self) -> None:
         """Redraw from what was prepared (no model call): the live controls call it."""
         start = time.perf_counter()
-        self.state = {**self._compute(self.values()), "message": getattr(self, "_problem", "")}
+        state = self._compute(self.values())
+        self.state = {**state, "message": getattr(self, "_problem", "") or state.get("note", "")}
         msg = self.state["message"]
         self.message.value = f"<span style='color:#b00020'><b>{msg}</b></span>" if msg else ""
         self._draw()
@@ -126,6 +142,12 @@ class _ImageWidget:
 
     def _draw(self) -> None:
         raise NotImplementedError
+
+
+def _overflow_note(images: torch.Tensor) -> str:
+    bad = int(torch.isnan(images).reshape(images.shape[0], -1).any(1).sum())
+    return (f"{bad} of {images.shape[0]} decoded images overflowed (drawn blank): their latents lie where the "
+            f"model's inverse is unbounded." if bad else "")
 
 
 def _image_axes(ax) -> None:
@@ -167,8 +189,10 @@ class TemperatureWidget(_ImageWidget):
     """Samples f^{-1}(T eps) for fixed eps, and their bits/dim (log q of the decoded samples) against T.
 
     All temperatures are decoded once, in one batch, at construction; the slider picks one (a redraw).
-    state: temperature, samples (n, 1, H, W) uint8, bpd (the samples' mean bits/dim at each temperature), and the
-    reference (e.g. the test set's bits/dim) if one was given.
+    state: temperature, samples (n, 1, H, W) grey levels (NaN: a sample whose decoding overflowed), bpd (the
+    samples' mean bits/dim, over those that decoded), overflowed (how many did not), and the reference (e.g. the
+    test set's bits/dim) if one was given. Images in every widget's state are float grey levels 0..255 (floor of
+    the decoded values), NaN where the decoding overflowed; the message line counts those.
     """
 
     title = "temperature"
@@ -184,12 +208,16 @@ class TemperatureWidget(_ImageWidget):
         self.nrow = int(math.ceil(math.sqrt(n)))
         eps = latents.base_noise(model, n, seed)
         z = torch.cat([t * eps for t in temps])
-        with torch.no_grad():  # log q(y) = log p(z) - log|det dy/dz|, from the same inverse pass as the samples
-            y, logdet = model.flow.inverse(z)
+        # log q(y) = log p(z) - log|det dy/dz|, from the same inverse pass as the samples; a sample whose decoding
+        # overflows (possible at high T: Glow's inverse coupling is unbounded) is NaN, drawn blank and counted
+        y, logdet = latents.decode_with_logdet(model, z, nonfinite="nan")
+        with torch.no_grad():
             log_q = model.base.log_prob(z) - logdet
         d = y[0].numel()
-        self.samples = latents.to_pixels(y).reshape(len(temps), n, *y.shape[1:])
-        self.sample_bpd = (-log_q / (d * math.log(2))).reshape(len(temps), n).mean(1).numpy()
+        self.samples = latents.to_grey(y).reshape(len(temps), n, *y.shape[1:])
+        bpd = (-log_q / (d * math.log(2))).reshape(len(temps), n)
+        self.overflowed = torch.isnan(bpd).sum(1).numpy()
+        self.sample_bpd = torch.nanmean(bpd, 1).numpy()
         controls = {"T": W.SelectionSlider(options=temps, value=start, description="temperature T",
                                            continuous_update=False, layout=W.Layout(width="420px"))}
         super().__init__(controls, live=("T",), figsize=(9.5, 4.2), dpi=dpi)
@@ -217,8 +245,11 @@ class TemperatureWidget(_ImageWidget):
 
     def _compute(self, v: dict) -> dict:
         k = self.temperatures.index(v["T"])
+        bad = int(self.overflowed[k])
+        note = (f"{bad} of {self.samples.shape[1]} samples at T = {v['T']:g} overflowed when decoded (drawn blank): "
+                f"their latents are where the model's inverse is unbounded." if bad else "")
         return {"temperature": v["T"], "samples": self.samples[k], "bpd": float(self.sample_bpd[k]),
-                "reference_bpd": self.reference}
+                "reference_bpd": self.reference, "overflowed": bad, "note": note}
 
     def _draw(self) -> None:
         s = self.state
@@ -263,9 +294,9 @@ class InterpolationWidget(_ImageWidget):
         za, zb = latents.encode(self.model, torch.cat([xa, xb]))
         lin = latents.interpolate(za, zb, self.steps, "linear")
         sph = latents.interpolate(za, zb, self.steps, "spherical")
-        y = latents.decode(self.model, torch.cat([lin[1:-1], sph[1:-1]]))
-        ends = latents.to_pixels(latents.decode(self.model, torch.stack([za, zb])))
-        mid = latents.to_pixels(y)
+        y = latents.decode(self.model, torch.cat([lin[1:-1], sph[1:-1]]), nonfinite="nan")
+        ends = latents.to_grey(latents.decode(self.model, torch.stack([za, zb]), nonfinite="nan"))
+        mid = latents.to_grey(y)
         k = self.steps - 2
         self.prepared = {
             "a": xa, "b": xb,
@@ -274,6 +305,7 @@ class InterpolationWidget(_ImageWidget):
             "norms_linear": lin.norm(dim=1).numpy(), "norms_spherical": sph.norm(dim=1).numpy(),
             "shell": latents.shell_radius(za.numel()),
             "names": (f"{CLASSES[v['class_a']]} #{v['index_a']}", f"{CLASSES[v['class_b']]} #{v['index_b']}"),
+            "note": _overflow_note(torch.cat([mid, ends])),
         }
 
     def _build(self) -> None:
@@ -374,7 +406,8 @@ class AttributeWidget(_ImageWidget):
         zs = latents.apply_direction(z, direction, self.strengths)
         target = self.means[t]
         cos = (zs @ target / (zs.norm(dim=1) * target.norm())).numpy()
-        self.prepared = {"image": x, "strip": latents.to_pixels(latents.decode(self.model, zs)),
+        strip = latents.to_grey(latents.decode(self.model, zs, nonfinite="nan"))
+        self.prepared = {"image": x, "strip": strip, "note": _overflow_note(strip),
                          "direction_norm": float(direction.norm()), "cosine": cos,
                          "names": (CLASSES[s], CLASSES[t], v["index"])}
 
@@ -448,10 +481,10 @@ class LevelSwapWidget(_ImageWidget):
         zs = torch.cat([za, latents.swap_levels(self.model, za, zb, coarse),
                         latents.swap_levels(self.model, zb, za, coarse),
                         latents.resample_levels(self.model, za, [1], self.temperature)])
-        y = latents.decode(self.model, zs)
-        px = latents.to_pixels(y)
+        y = latents.decode(self.model, zs, nonfinite="nan")
+        px = latents.to_grey(y)
         self.prepared = {"a": xa, "b": xb, "coarse_b_fine_a": px[1:2], "coarse_a_fine_b": px[2:3],
-                         "a_fine_resampled": px[3:4],
+                         "a_fine_resampled": px[3:4], "note": _overflow_note(px),
                          "reconstruction_error": float((y[0] - xa[0].float() - 0.5).abs().max()),
                          "names": (f"{CLASSES[v['class_a']]} #{v['index_a']}",
                                    f"{CLASSES[v['class_b']]} #{v['index_b']}")}

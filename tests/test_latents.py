@@ -233,3 +233,18 @@ def test_bpd_table_rows_and_file(tmp_path):
         bpd_table.compute_row("gan", test)
     with pytest.raises(FileNotFoundError, match="python -m flowlib.bpd_table"):
         bpd_table.load_table(tmp_path / "none.json")
+
+
+def test_a_decoding_that_overflows_is_reported_or_returned_as_nan(model, pixels):
+    z = latents.encode(model, pixels[:3])
+    z[1] *= 1e38  # far outside the shell: the inverse overflows
+    with pytest.raises(OverflowError, match="lower the temperature or strength.*nonfinite='nan'"):
+        latents.decode(model, z)
+    y = latents.decode(model, z, nonfinite="nan")
+    assert bool(torch.isnan(y[1]).all()) and bool(torch.isfinite(y[[0, 2]]).all())
+    assert torch.equal(latents.to_pixels(y[[0, 2]]), pixels[[0, 2]])  # the others still decode exactly
+    with pytest.raises(ValueError, match="to_grey"):
+        latents.to_pixels(y)
+    assert bool(torch.isnan(latents.to_grey(y)[1]).all())
+    with pytest.raises(ValueError, match="nonfinite must be 'raise' or 'nan'"):
+        latents.decode(model, z, nonfinite="skip")
