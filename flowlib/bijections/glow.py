@@ -64,7 +64,12 @@ class GlowCoupling(Flow):
         self.event_shape, self.kind = (c, h, w), kind
         self.c_a, self.c_b = c // 2, c - c // 2
         k = 2 if kind == "affine" else 1
-        self.net = net if net is not None else ConvNet(self.c_a, k * self.c_b, hidden=hidden)
+        # Our own network runs in channels-last memory format (weights and input): the same convolutions and the same
+        # numbers, but oneDNN's CPU convolutions are faster on it (benchmarks/README.md, Glow). A network passed in is
+        # left as it is (it may reshape in ways that need the usual NCHW layout).
+        self._channels_last = net is None
+        self.net = net if net is not None else ConvNet(self.c_a, k * self.c_b, hidden=hidden).to(
+            memory_format=torch.channels_last)
         with torch.no_grad():  # the network must fit the split: refuse a wrong one now, with the shapes
             p = next(self.net.parameters(), None)
             out = self.net(torch.zeros(1, self.c_a, h, w, dtype=p.dtype if p is not None else None))
@@ -73,7 +78,10 @@ class GlowCoupling(Flow):
                              f"{w}) to (1, {k * self.c_b}, {h}, {w}), but it outputs {tuple(out.shape)}.")
 
     def _params(self, x_a: Tensor) -> tuple[Tensor | None, Tensor]:
-        out = self.net(x_a)
+        if self._channels_last:  # (the layout only; .contiguous() hands the usual NCHW layout back)
+            out = self.net(x_a.contiguous(memory_format=torch.channels_last)).contiguous()
+        else:
+            out = self.net(x_a)
         if self.kind == "additive":
             return None, out
         h, t = out[:, : self.c_b], out[:, self.c_b:]
