@@ -21,16 +21,16 @@ def digits_realnvp(args: list[str]) -> None:
     p.add_argument("--seed", type=int, default=0)
     opts = p.parse_args(args)
     threads = set_threads()
-    from flowlib import digits as D
+    from flowlib.data import digits as D
 
     split = D.load_digits_split()
     # the baseline: independent pixels, each position with its own grey-level frequencies (smoothing picked on val)
     t0 = time.perf_counter()
-    hist = D.PixelHistogram.fit(split.train, split.val)
+    hist = PixelHistogram.fit(split.train, split.val, levels=D.LEVELS, scale=1 / D.LEVELS)
     hist_seconds = time.perf_counter() - t0
     hist_bpd = D.bits_per_dim(hist, split.test, repeats=8)  # == its exact discrete cross-entropy (tight bound)
     t0 = time.perf_counter()
-    model, keeper, history = D.train_conv_realnvp(split, steps=opts.steps, couplings=opts.couplings,
+    model, keeper, history = train_conv_realnvp(split, steps=opts.steps, couplings=opts.couplings,
                                                   hidden=opts.hidden, seed=opts.seed)
     train_seconds = time.perf_counter() - t0  # includes the validation evaluations used for early stopping
     test_bpd = D.bits_per_dim(model, split.test, repeats=8)
@@ -61,7 +61,7 @@ def coupling_compare(args: list[str]) -> None:
     p.add_argument("--seed", type=int, default=0)
     opts = p.parse_args(args)
     threads = set_threads()
-    from flowlib.realnvp import compare_couplings
+    from flowlib_teaching.experiments import compare_couplings
 
     rows = compare_couplings(opts.data, steps=opts.steps, num_couplings=opts.couplings, hidden=opts.hidden,
                              seed=opts.seed)

@@ -13,7 +13,7 @@ def fmnist_load(args: list[str]) -> None:
     p.add_argument("--repeats", type=int, default=3)
     opts = p.parse_args(args)
     set_threads()
-    from flowlib import fashion_mnist
+    from flowlib.data import fashion_mnist
 
     fashion_mnist.locate()  # a first download, if any, is not part of the figure
 
@@ -34,8 +34,8 @@ def fmnist_bpd(args: list[str]) -> None:
     p.add_argument("--threads", type=int, default=None)
     opts = p.parse_args(args)
     threads = set_threads(opts.threads)
-    from flowlib import fashion_mnist
-    from flowlib.train_images import evaluate, load_pretrained_model
+    from flowlib.data import fashion_mnist
+    from flowlib.training.images import evaluate, load_pretrained_model
 
     model, entry = load_pretrained_model(opts.name)
     test, _ = fashion_mnist.load("test")

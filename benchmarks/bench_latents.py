@@ -19,8 +19,9 @@ def latent_round_trip(args: list[str]) -> None:
     threads = set_threads()
     import torch
 
-    from flowlib import fashion_mnist, latents
-    from flowlib.train_images import load_pretrained_model
+    from flowlib import latents
+    from flowlib.data import fashion_mnist
+    from flowlib.training.images import load_pretrained_model
 
     model, entry = load_pretrained_model(opts.model)
     test, _ = fashion_mnist.load("test")
@@ -50,13 +51,13 @@ def latent_round_trip(args: list[str]) -> None:
 @benchmark("fmnist_bpd_table", "lesson 07's Fashion-MNIST bits/dim table recomputed from the shipped checkpoints and "
                                "compared with data/results/fmnist_bpd_table.json (target |difference| < 1e-3)")
 def fmnist_bpd_table(args: list[str]) -> None:
-    from flowlib import bpd_table
+    from flowlib.training import bpd_table
 
     p = argparse.ArgumentParser(prog="python -m benchmarks fmnist_bpd_table")
     p.add_argument("--rows", nargs="+", default=None, choices=bpd_table.ROWS, help="default: every row of the file")
     opts = p.parse_args(args)
     set_threads()
-    from flowlib import fashion_mnist
+    from flowlib.data import fashion_mnist
 
     table = bpd_table.load_table()
     committed = {r["row"]: r for r in table["rows"]}
@@ -75,4 +76,4 @@ def fmnist_bpd_table(args: list[str]) -> None:
                diff < 1e-3 and same_checkpoint, bpd=row["bpd"], committed_bpd=old["bpd"], same_checkpoint=same_checkpoint,
                test_images=row["test_images"], eval_seconds=row["eval_seconds"],
                note=None if same_checkpoint else "the checkpoint changed since the table was written: rerun "
-                                                 f"python -m flowlib.bpd_table --models {name} --update")
+                                                 f"python -m flowlib.training.bpd_table --models {name} --update")

@@ -3,9 +3,9 @@
 For each density, four models are trained with the same number of steps, batch size, learning-rate schedule and
 seed, one after the other, then evaluated on the same fresh held-out samples x ~ p:
 
-    ours_spline   flowlib.splines.spline_maf: autoregressive rational-quadratic spline layers (the course's best
+    ours_spline   flowlib.builders.spline_maf: autoregressive rational-quadratic spline layers (the course's best
                   2D flow; the one the target is about)
-    ours_maf      flowlib.autoregressive.maf: affine MAF layers (the model of lessons 02-03)
+    ours_maf      flowlib.builders.maf: affine MAF layers (the model of lessons 02-03)
     zuko_maf      zuko.flows.MAF, the same shape as ours_maf (a peer; benchmark-only dependency)
     zuko_nsf      zuko.flows.NSF, the same shape as ours_spline (its spline bound is zuko's default, 5)
 
@@ -33,7 +33,7 @@ MODELS = ("ours_spline", "ours_maf", "zuko_maf", "zuko_nsf")
 def _train(model, params, sampler, steps: int, lr: float, batch: int, seed: int) -> float:
     import torch
 
-    from flowlib.train import fit
+    from flowlib.training import fit
 
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 50)
@@ -55,7 +55,7 @@ def _evaluate(model, ds, n: int, seed: int) -> dict:
 
 
 def _zuko_model(kind: str, layers: int, hidden: int, bins: int):
-    """A zuko flow wrapped as something with ``log_prob`` and ``parameters`` (what ``flowlib.train.fit`` needs)."""
+    """A zuko flow wrapped as something with ``log_prob`` and ``parameters`` (what ``flowlib.training.fit`` needs)."""
     import torch
 
     try:
@@ -99,9 +99,9 @@ def nll_gap(args: list[str]) -> None:
     import torch
 
     import flowlib as fl
-    from flowlib import toy2d
-    from flowlib.autoregressive import maf
-    from flowlib.splines import spline_maf
+    from flowlib.data import toy2d
+    from flowlib.builders import maf
+    from flowlib.builders import spline_maf
 
     hidden = (opts.hidden, opts.hidden)
     builders = {

@@ -15,9 +15,9 @@ def _cases(lesson07_model: str | None):
     import torch
 
     import flowlib as fl
-    from flowlib import widgets2d
-    from flowlib.autoregressive import maf
-    from flowlib.widgets import change_of_variables
+    from flowlib_teaching import maps2d, widgets
+    from flowlib.builders import maf
+    from flowlib_teaching.widgets import change_of_variables
 
     torch.manual_seed(0)
     model = fl.FlowModel(maf(2, num_layers=8, hidden=(64, 64)), fl.StandardNormal(2))
@@ -25,11 +25,11 @@ def _cases(lesson07_model: str | None):
         ("lesson01_affine", change_of_variables(map_name="affine"), "b", lambda i: -2.0 + 0.4 * (i % 10), TARGET_MS),
         ("lesson01_sinh-arcsinh", change_of_variables(map_name="sinh-arcsinh"), "skew",
          lambda i: -1.0 + 0.2 * (i % 10), TARGET_MS),
-        ("lesson02_matrix_deformation", widgets2d.matrix_deformation(), "a", lambda i: -1.5 + 0.1 * (i % 30),
+        ("lesson02_matrix_deformation", widgets.matrix_deformation(), "a", lambda i: -1.5 + 0.1 * (i % 30),
          TARGET_MS),
-        ("lesson02_local_linearization", widgets2d.local_linearization(), "px", lambda i: -2.0 + 0.1 * (i % 40),
+        ("lesson02_local_linearization", widgets.local_linearization(), "px", lambda i: -2.0 + 0.1 * (i % 40),
          TARGET_MS),
-        ("lesson03_layer_stepper", widgets2d.layer_stepper(model), "k", lambda i: i % 9, TARGET_MS),
+        ("lesson03_layer_stepper", widgets.layer_stepper(model), "k", lambda i: i % 9, TARGET_MS),
     ]
     if lesson07_model:
         cases += _lesson07_cases(lesson07_model)
@@ -38,9 +38,10 @@ def _cases(lesson07_model: str | None):
 
 def lesson07_widgets(model_name: str):
     """Lesson 07's four widgets on the shipped model ``model_name``, as the lesson builds them (normal mode)."""
-    from flowlib import fashion_mnist, latents
-    from flowlib import widgets_latents as WL
-    from flowlib.train_images import load_pretrained_model
+    from flowlib import latents
+    from flowlib.data import fashion_mnist
+    from flowlib.training.images import load_pretrained_model
+    from flowlib_teaching.widgets import latents as WL
 
     model, entry = load_pretrained_model(model_name)
     test, test_labels = fashion_mnist.load("test")

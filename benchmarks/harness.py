@@ -29,7 +29,7 @@ def command() -> str:
 
 def set_threads(n: int | None = None) -> int:
     """Pin PyTorch's intra-op threads (default: FLOWS_BENCH_THREADS or 1) so that a busy second core does not turn
-    OpenMP's two threads into a 10x slowdown (PITFALLS.md, 'Measuring on a 2-core machine')."""
+    OpenMP's two threads into a 10x slowdown."""
     import torch
 
     n = n or int(os.environ.get("FLOWS_BENCH_THREADS", "1"))
@@ -46,7 +46,7 @@ def machine() -> str:
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
     """Median wall time of ``fn()`` in seconds over ``repeats`` calls (after ``warmup`` calls), and all times."""
-    from flowlib.costs import timings
+    from flowlib_teaching.experiments import timings
 
     times = timings(fn, repeats, warmup)
     return statistics.median(times), times

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .images import check_pixels, logit_preprocessing
-from .vae import GaussianVAE
+from .baselines import GaussianVAE
 
 HISTOGRAM_KINDS = ("per_position", "pooled")
 ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -157,5 +157,5 @@ class ImportanceWeighted(nn.Module):
 
 
 def image_vae(shape=(1, 28, 28), latent: int = 32, hidden: int = 256, min_log_std: float = -6.0) -> ImageVAE:
-    """The builder ``flowlib.train_images`` trains the table's VAE with (config "vae-fmnist")."""
+    """The builder ``python -m flowlib.training`` trains the table's VAE with (config "vae-fmnist")."""
     return ImageVAE(tuple(shape), latent, hidden, min_log_std)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .core import Compose, Flow
-from .elementwise import Affine, Logit
+from .bijections.elementwise import Affine, Logit
 
 
 def check_pixels(x: Tensor, levels: int = 256) -> None:
@@ -84,7 +84,7 @@ def bits_per_dim(model, x: Tensor, levels: int = 256, samples: int = 1, generato
     The D log scale term is the log-det of a scaling done outside the model (none for the images of lesson 05,
     whose model starts with its own scaling); the D log w term corrects a noise narrower than a bin (w < 1).
     ``samples`` > 1 averages log q over several noise draws. A non-finite log-likelihood raises: nothing is averaged
-    away (PITFALLS: a nansum makes a broken model look fine).
+    away (a nansum would make a broken model look fine).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}.")

@@ -42,9 +42,9 @@ import torch
 from torch import Tensor
 
 from .core import Compose, FlowInputError
-from .fashion_mnist import CLASSES
+from .data.fashion_mnist import CLASSES
 from .images import check_pixels, pixels_from_data
-from .multiscale import MultiScale
+from .bijections.multiscale import MultiScale
 
 TEMPERATURE_RANGE = (0.0, 2.0)
 METHODS = ("linear", "spherical")

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 
 
-def _activation(name: str) -> nn.Module:
+def activation_of(name: str) -> nn.Module:
+    """A fresh activation module from its name: the one table of activations of every network in flowlib."""
     if name not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}.")
     return _ACTIVATIONS[name]()
@@ -42,7 +43,7 @@ class MLP(nn.Module):
         widths = [in_features] + [hidden] * layers
         body: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
-            body += [nn.Linear(a, b), _activation(activation)]
+            body += [nn.Linear(a, b), activation_of(activation)]
         last = nn.Linear(hidden, out_features)
         self.net = nn.Sequential(*body, _zero(last) if zero_last else last)
 
@@ -63,8 +64,8 @@ class ConvNet(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         last = nn.Conv2d(hidden, out_channels, 3, padding=1)
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, padding=1), _activation(activation),
-            nn.Conv2d(hidden, hidden, 1), _activation(activation),
+            nn.Conv2d(in_channels, hidden, 3, padding=1), activation_of(activation),
+            nn.Conv2d(hidden, hidden, 1), activation_of(activation),
             _zero(last) if zero_last else last,
         )
 

@@ -1,6 +1,11 @@
 """Brute-force checks of the Flow contract, used by the test suite (over a registry of every flow) and by the
-notebooks' sanity cells. Each check compares a flow against something it cannot fake: its own inverse, or the
-Jacobian that autograd computes from the map itself, in float64, with a general ``slogdet``.
+notebooks' sanity cells. Each check compares a flow against something it cannot fake: its own inverse, the Jacobian
+that autograd computes from the map itself in float64 with a general ``slogdet``, the same flow in float64 (for the
+float32 check), or the Jacobian of a whole batch (for batch independence).
+
+Tolerances. In float64 the brute-force errors of correct flows are around 1e-12 (measured over the registry), so the
+default tolerances (1e-9 for round trips, 1e-8 for log-dets) fail an error of 1e-6 by two orders of magnitude. In
+float32 errors are relative to the size of the values: ``check_float32`` compares with the float64 result.
 
 Every check raises ``FlowCheckError`` (an AssertionError) with the numbers that disagree, and otherwise returns a
 ``CheckResult`` that prints as one readable line.
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .core import Flow
 
@@ -82,7 +87,22 @@ def brute_force_logdet(flow: Flow, x: Tensor, direction: str = "forward") -> Ten
     return logabsdet
 
 
-def check_round_trip(flow: Flow, x: Tensor, atol: float = 1e-5) -> CheckResult:
+def perturb(flow: nn.Module, scale: float = 0.1, seed: int = 0) -> nn.Module:
+    """Add ``scale`` times seeded Gaussian noise to every parameter, in place; returns the module.
+
+    A fresh coupling, MAF or Glow step is the identity (zero-initialised last layer), which hides most bugs and blocks
+    gradients to the layers before it; checks (and tests) run on a perturbed copy to see a real map."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device))
+    return flow
+
+
+_perturb = perturb  # check_gradients has an argument of that name
+
+
+def check_round_trip(flow: Flow, x: Tensor, atol: float = 1e-9) -> CheckResult:
     """inverse(forward(x)) == x, and the two log-dets sum to zero (float64)."""
     f64, x64 = _double(flow, x)
     with torch.no_grad():
@@ -98,7 +118,7 @@ def check_round_trip(flow: Flow, x: Tensor, atol: float = 1e-5) -> CheckResult:
     return CheckResult("round trip", describe(flow), max(err_x, err_ld), atol)
 
 
-def check_logdet(flow: Flow, x: Tensor, atol: float = 1e-6) -> CheckResult:
+def check_logdet(flow: Flow, x: Tensor, atol: float = 1e-8) -> CheckResult:
     """The flow's log-dets (both directions) against log|det| of the autograd Jacobian, in float64."""
     f64, x64 = _double(flow, x)
     with torch.no_grad():
@@ -150,11 +170,7 @@ def check_gradients(flow: Flow, x: Tensor, perturb: float = 0.05, seed: int = 0)
     The copy's parameters are first nudged by ``perturb`` times Gaussian noise: zero-initialised layers (which make
     a fresh coupling the identity) legitimately block gradients to the layers before them at initialisation.
     """
-    f = copy.deepcopy(flow).double()
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in f.parameters():
-            p.add_(perturb * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    f = _perturb(copy.deepcopy(flow).double(), perturb, seed)
     params = dict(f.named_parameters())
     if not params:
         return CheckResult("gradient reaches every parameter (it has none)", describe(flow), 0.0, 0.0)
@@ -192,3 +208,79 @@ def check_state_dict(flow: Flow, make_fresh: Callable[[], Flow], x: Tensor, atol
         _fail("state_dict round trip", flow, f"a reloaded copy gives outputs that differ by {err:.3g}: some state "
                                              f"lives outside the state_dict (a Python attribute instead of a buffer?).")
     return CheckResult("state_dict round trip", describe(flow), err, atol)
+
+
+def _leave_initialisation(f: Flow, x: Tensor) -> None:
+    """Run one forward pass if some layer declares that it mixes the batch (e.g. ActNorm's data-dependent start)."""
+    if any(isinstance(m, Flow) and m.mixes_batch() for m in f.modules()):
+        with torch.no_grad():
+            f(x)
+        still = [type(m).__name__ for m in f.modules() if isinstance(m, Flow) and m.mixes_batch()]
+        if still:
+            _fail("batch independence", f, f"{still} still mix the batch after a forward pass: a layer may only "
+                                           f"couple the samples of a batch while it initialises.")
+
+
+def check_batch_independence(flow: Flow, x: Tensor, atol: float = 1e-10) -> CheckResult:
+    """Sample i's output and log-det depend on sample i only: the Jacobian of the whole flattened batch (outputs and
+    log-dets against inputs, by autograd in float64) is block-diagonal across samples, in both directions.
+
+    A layer may declare that it mixes the batch while it initialises (``Flow.mixes_batch``); it is then run once
+    and checked in its normal mode. Checked in the flow's current mode (train or eval)."""
+    if x.shape[0] < 2:
+        raise ValueError("check_batch_independence needs a batch of at least 2 samples.")
+    f64, x64 = _double(flow, x)
+    _leave_initialisation(f64, x64)
+    with torch.no_grad():
+        z = f64(x64)[0]
+    worst = 0.0
+    for direction, point in (("forward", x64), ("inverse", z)):
+        run = f64 if direction == "forward" else f64.inverse
+        b = point.shape[0]
+
+        def whole(v: Tensor, shape=point.shape) -> Tensor:
+            out, logdet = run(v.reshape(shape))
+            return torch.cat([out.reshape(b, -1), logdet.reshape(b, 1)], dim=1).reshape(-1)
+
+        J = torch.autograd.functional.jacobian(whole, point.reshape(-1), vectorize=True)
+        J = J.reshape(b, -1, b, point[0].numel())  # (sample out, value, sample in, value)
+        cross = J.abs().clone()
+        cross[torch.arange(b), :, torch.arange(b), :] = 0.0
+        err = float(cross.max())
+        worst = max(worst, err)
+        if not err <= atol:
+            i, k, j, _ = [int(v) for v in torch.nonzero(cross == cross.max())[0]]
+            what = "log-det" if k == J.shape[1] - 1 else f"output value {k}"
+            _fail("batch independence", flow, f"in the {direction} direction the {what} of sample {i} depends on "
+                                              f"sample {j} (derivative {float(J[i, k, j].abs().max()):.3g}): the "
+                                              f"layer leaks across the batch (batch statistics?).")
+    return CheckResult("batch independence", describe(flow), worst, atol)
+
+
+def check_float32(flow: Flow, x: Tensor, rtol: float = 1e-4) -> CheckResult:
+    """The flow in float32 agrees with itself in float64: outputs, log-dets (both directions) and the float32 round
+    trip, each within ``rtol`` relative to the size of the values (errors are scaled by 1 + |value|).
+
+    float32 keeps about 7 significant digits; a stack loses a few more, so 1e-4 leaves room for deep flows while a
+    layer that throws digits away (cancellation, a product that overflows, a float64 constant cast to float32 in the
+    wrong place) fails."""
+    f64, x64 = _double(flow, x)
+    f32, x32 = copy.deepcopy(f64).float(), x64.float()
+    _leave_initialisation(f64, x64)
+    _leave_initialisation(f32, x32)
+    with torch.no_grad():
+        z64, ld64 = f64(x64)
+        z32, ld32 = f32(x32)
+        back32, ldi32 = f32.inverse(z32)
+        _, ldi64 = f64.inverse(z64)
+
+    def rel(a: Tensor, b: Tensor) -> float:
+        return float(((a.double() - b) .abs() / (1 + b.abs())).max())
+
+    errors = {"output": rel(z32, z64), "forward log-det": rel(ld32, ld64), "inverse log-det": rel(ldi32, ldi64),
+              "round trip": rel(back32, x64)}
+    for what, err in errors.items():
+        if not err <= rtol:
+            _fail("float32", flow, f"the {what} in float32 differs from float64 by {err:.3g} relative (tolerance "
+                                   f"{rtol}): the layer loses precision in float32.")
+    return CheckResult("float32 vs float64", describe(flow), max(errors.values()), rtol)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -52,19 +54,18 @@ import numpy as np
 import torch
 
 import flowlib as fl
-from flowlib import fashion_mnist, images, testing
+from flowlib import images, testing
+from flowlib.data import fashion_mnist
 from flowlib.bijections import ActNorm, GlowCoupling, InvConv1x1, InvConv1x1LU, SplitPrior
 from flowlib.builders import glow, glow_flow
-from flowlib.exercises06 import check_actnorm_init, check_conv1x1_logdet, check_glow_latent_shapes
-from flowlib.plot_images import show_images
-from flowlib.train import NonFiniteLossError, fit
+from flowlib_teaching.exercises.lesson06 import check_actnorm_init, check_conv1x1_logdet, check_glow_latent_shapes
+from flowlib_teaching.plot_images import show_images
+from flowlib.training import NonFiniteLossError, fit
 
+device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: fewer steps and images, same code
-fl.seed_everything(0)
-torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread is faster (raise it on a big CPU)
 RETRAIN = False  # True: train the shipped Glow yourself (hours on a CPU; see section 6 for GPU commands)
 RESULTS = pathlib.Path(fl.__file__).resolve().parents[1] / "data" / "results"
-print("fast mode" if FAST else "normal mode", "| torch", torch.__version__, "| device", fl.pick_device())
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The data, in the space where Glow's layers work
@@ -130,7 +131,7 @@ z_mine, ld_mine = mine(h)
 z_lib, ld_lib = theirs(h)
 print("after initialisation: per-channel mean", z_lib.mean((0, 2, 3)).detach().numpy().round(4),
       "| std", z_lib.std((0, 2, 3), unbiased=False).detach().numpy().round(4))
-print(f"mine vs flowlib: max |z difference| = {float((z_mine - z_lib).abs().max()):.1e}, "
+print(f"mine vs flowlib: max |z difference| = {float((z_mine - z_lib).detach().abs().max()):.1e}, "
       f"log-det {float(ld_mine[0].detach()):.2f} vs {float(ld_lib[0].detach()):.2f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -188,7 +189,9 @@ print(f"H*W*log|det W| (what the layer returns):      {float(conv64(x_img)[1][0]
 # P a fixed permutation and the signs fixed (buffers), L unit lower-triangular and U strictly upper-triangular
 # (parameters). Then $\det W = \det P \cdot \prod_c \mathrm{sign}_c\, e^{\log s_c}$ and
 # $\log|\det W| = \sum_c \log s_c$: O(C). The inverse needs no matrix inverse either — two triangular solves.
-# Measured here, for growing C (median of repeated calls, one thread):
+# (The forward pass still multiplies the factors back into W, a C×C product: LU saves the determinant, not every
+# O(C³) operation of the layer; `benchmarks/README.md` measures both.) Measured here, for growing C (median of
+# repeated calls, one thread):
 
 # %%
 def median_seconds(fn, repeats):
@@ -314,9 +317,16 @@ print(f"Fashion-MNIST through a fresh Glow and back: max |y - f⁻¹(f(y))| = {f
 # a function of the seed and the step, so a resumed run continues exactly as an uninterrupted one would):
 #
 # ```bash
-# python -m flowlib.train_images glow-fmnist --threads 1          # CPU: trains or resumes in runs/glow-fmnist/
-# python -m flowlib.train_images glow-fmnist --device cuda        # one GPU
+# python -m flowlib.training glow-fmnist --threads 1                 # CPU: trains or resumes in runs/glow-fmnist/
+# python -m flowlib.training glow-fmnist --device cuda --amp bf16    # one GPU, bf16 mixed precision
+# torchrun --standalone --nproc-per-node 4 -m flowlib.training glow-fmnist --amp bf16   # four GPUs (DDP)
 # ```
+#
+# Under `torchrun` each process trains on its share of the same global batch and the gradients are averaged;
+# ActNorm's first pass all-reduces its statistics so every process starts from the same parameters (section 8 (d)).
+# With `--amp` only the networks inside the couplings run in low precision; every log-determinant and the prior stay
+# in float32 (section 8 (c) shows why). CUDA is not available in the course's CI: the tests run every path a CPU can
+# run (two processes on the gloo backend, bf16 autocast on the CPU) in `tests/test_glow_training.py`.
 #
 # Learning-rate warm-up, gradient clipping, a held-out evaluation every epoch, and a stop with the step named if the
 # loss is ever NaN (never a skipped step). First the training loop live, on a small Glow for a few steps:
@@ -338,10 +348,10 @@ print(f"small Glow ({sum(p.numel() for p in demo.parameters()):,} parameters): {
 # test set; loading it checks its SHA-256.
 
 # %%
-from flowlib.train_images import evaluate, load_pretrained_model
+from flowlib.training.images import evaluate, load_pretrained_model
 
 if RETRAIN:
-    from flowlib.train_images import run
+    from flowlib.training.images import run
 
     run("glow-fmnist", workdir=pathlib.Path("runs/glow-fmnist"), release=True)
 model, entry = load_pretrained_model("glow-fmnist")
@@ -584,7 +594,8 @@ check_glow_latent_shapes(latent_shapes, strict=True)
 # - **ActNorm** starts from the data (mean 0, variance 1 per channel on the first batch); its log-det carries the
 #   H·W factor; its "initialised" flag is a buffer, so a reloaded model keeps its trained scales.
 # - The **1×1 convolution** has log-det H·W·log|det W|; a general determinant costs O(C³), the **LU**
-#   parameterisation O(C), measured above; float32 determinants drift, so `flowlib` computes them in float64.
+#   parameterisation O(C), measured above; a determinant in half precision is off by nats per image, so `flowlib`
+#   computes it in float64 and keeps log-dets out of mixed precision.
 # - **Zero-initialised** couplings and split priors make a deep stack start tame; bounded scales and a learning-rate
 #   **warm-up** keep the first steps from blowing up.
 # - One command trains every model on a CPU, a GPU or several GPUs, checkpoints and resumes exactly.

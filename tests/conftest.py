@@ -6,7 +6,7 @@ import torch
 
 matplotlib.use("Agg")  # headless: widgets and plots draw into memory
 os.environ.setdefault("FLOWS_FAST", "1")
-# One thread: on a shared 2-core machine two OpenMP threads can run tens of times slower than one (PITFALLS.md).
+# One thread: on a shared 2-core machine two OpenMP threads can run tens of times slower than one.
 torch.set_num_threads(1)
 
 
@@ -16,10 +16,10 @@ def built_exports(tmp_path_factory):
     lesson 01 executed in fast mode (so widgets and figures are in it), the other lessons as stored (the real
     ``./course slides`` and ``./course site`` execute every lesson; here that would only repeat the notebook tests).
     """
-    from flowlib.course import lesson_paths
-    from flowlib.course.execute import executed_lessons
-    from flowlib.course.site import build_site
-    from flowlib.course.slides import export_slides
+    from coursetools import lesson_paths
+    from coursetools.execute import executed_lessons
+    from coursetools.site import build_site
+    from coursetools.slides import export_slides
 
     base = tmp_path_factory.mktemp("exports")
     lessons = lesson_paths()

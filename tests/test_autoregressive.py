@@ -6,10 +6,11 @@ import torch
 
 import flowlib as fl
 from flowlib import testing as T
-from flowlib import toy2d
-from flowlib.autoregressive import IAF, MADE, MAF, maf
-from flowlib.permutations import Permutation, Reverse
-from flowlib.train import fit
+from flowlib.data import toy2d
+from flowlib.bijections.autoregressive import IAF, MADE, MAF
+from flowlib.builders import maf
+from flowlib.bijections.permutations import Permutation, Reverse
+from flowlib.training import fit
 
 
 def _count_made_calls(flow):

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from flowlib import testing as T
-from flowlib.coupling import AdditiveCoupling, AffineCoupling
-from flowlib.masks import (alternating_mask, channel_mask, check_mask, checkerboard_mask, flip, half_mask,
+from flowlib.bijections.coupling import AdditiveCoupling, AffineCoupling
+from flowlib.bijections.masks import (alternating_mask, channel_mask, check_mask, checkerboard_mask, flip, half_mask,
                            random_mask)
 from flowlib.nets import MLP, ConvNet
-from flowlib.realnvp import coupling_masks, make_realnvp
+from flowlib.builders import coupling_masks, make_realnvp
 
 
 def nudge(flow, scale=0.3, seed=0):
@@ -207,10 +207,10 @@ def test_coupling_masks_kinds():
 def test_realnvp_learns_a_nonlinear_2d_density_beyond_any_gaussian():
     """Moons: a short training run must beat the best Gaussian (fitted in closed form) on held-out data, and the
     additive and affine versions must both work."""
-    from flowlib import toy2d
+    from flowlib.data import toy2d
     from flowlib.distributions import StandardNormal
     from flowlib.models import FlowModel
-    from flowlib.train import fit
+    from flowlib.training import fit
 
     torch.manual_seed(0)
     train, test = toy2d.sample("moons", 4000, seed=0), toy2d.sample("moons", 2000, seed=1)

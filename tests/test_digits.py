@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from flowlib import digits as D
+from flowlib.baselines import PixelHistogram
+from flowlib.builders import conv_realnvp
+from flowlib.data import digits as D
+from flowlib.training import KeepBest
+from flowlib_teaching.experiments import train_conv_realnvp, train_realnvp
+from flowlib_teaching.plot_images import digit_grid
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +104,7 @@ def test_bits_per_dim_refuses_non_finite_likelihoods(split):
 
 
 def test_image_grid_shape():
-    g = D.image_grid(torch.zeros(10, 64, dtype=torch.long), nrow=5)
+    g = digit_grid(torch.zeros(10, 64, dtype=torch.long), nrow=5)
     assert g.shape == (2 * 9 + 1, 5 * 9 + 1)
 
 
@@ -111,24 +116,24 @@ def test_sampler_draws_fresh_noise_each_call(split):
 
 
 def test_a_short_training_run_beats_uniform_and_keeps_the_best_validation_weights(split):
-    model, keeper, history = D.train_realnvp(split, steps=100, num_couplings=4, hidden=32, every=25)
+    model, keeper, history = train_realnvp(split, steps=100, num_couplings=4, hidden=32, every=25)
     steps, vals = zip(*history.extra["val_bpd"])
     assert steps == (25, 50, 75, 100)
     assert keeper.best == min(vals) and keeper.best_step == steps[vals.index(min(vals))]
     assert D.bits_per_dim(model, split.val, repeats=1) == pytest.approx(keeper.best, abs=1e-9)  # restored
     assert keeper.best < D.uniform_bits_per_dim() - 0.5
     with pytest.raises(RuntimeError, match="no validation score"):
-        D.KeepBest(split.val, every=10).restore(model)
+        KeepBest(lambda m: D.bits_per_dim(m, split.val, repeats=1), every=10).restore(model)
 
 
 def test_pixel_histogram_is_a_normalised_density_whose_bits_per_dim_is_the_discrete_cross_entropy(split):
-    hist = D.PixelHistogram.fit(split.train, split.val)
-    assert hist.alpha in D.PixelHistogram.ALPHAS
+    hist = PixelHistogram.fit(split.train, split.val, levels=D.LEVELS, scale=1 / D.LEVELS)
+    assert hist.alpha in PixelHistogram.ALPHAS
     # the smoothing was chosen on validation: no other candidate scores better there
-    n = D.PixelHistogram.counts(split.train)
+    n = PixelHistogram.counts(split.train, D.LEVELS)
     assert n.shape == (64, 17) and int(n.sum()) == 64 * len(split.train)
-    assert all(hist.discrete_bits_per_dim(split.val) <= D.PixelHistogram(n, a).discrete_bits_per_dim(split.val)
-               for a in D.PixelHistogram.ALPHAS)
+    assert all(hist.discrete_bits_per_dim(split.val) <= PixelHistogram(n, a, scale=1 / D.LEVELS).discrete_bits_per_dim(split.val)
+               for a in PixelHistogram.ALPHAS)
     # the discrete cross-entropy computed directly, from the counts, with no dequantization
     p = (n.double() + hist.alpha) / (len(split.train) + 17 * hist.alpha)
     assert torch.allclose(p.sum(1), torch.ones(64, dtype=torch.float64))
@@ -143,7 +148,7 @@ def test_pixel_histogram_density_is_constant_on_cells_and_factorises():
     """q(y) = prod_i 17 p[i, floor(17 y_i)]: constant on each cell of width 1/17, and with every row of p summing to
     1 each pixel's factor integrates to 1 over [0, 1), so q integrates to 1 over [0, 1)^64."""
     x = torch.randint(0, 17, (30, 64), generator=torch.Generator().manual_seed(0))
-    hist = D.PixelHistogram(D.PixelHistogram.counts(x), alpha=0.5)
+    hist = PixelHistogram(PixelHistogram.counts(x, D.LEVELS), alpha=0.5, scale=1 / D.LEVELS)
     g = torch.Generator().manual_seed(1)
     a, b = D.dequantize(x, g), D.dequantize(x, g)  # the same cells, different noise
     assert not torch.equal(a, b) and torch.equal(hist.log_prob(a), hist.log_prob(b))
@@ -153,14 +158,14 @@ def test_pixel_histogram_density_is_constant_on_cells_and_factorises():
     assert torch.allclose(hist.log_prob(a), by_hand, atol=1e-9)
     assert D.quantize(D.dequantize(hist.sample(5, generator=g), g)).shape == (5, 64)
     with pytest.raises(ValueError, match="alpha"):
-        D.PixelHistogram(D.PixelHistogram.counts(x), alpha=0.0)
+        PixelHistogram(PixelHistogram.counts(x, D.LEVELS), alpha=0.0, scale=1 / D.LEVELS)
 
 
 def test_conv_realnvp_is_an_invertible_flow_on_flat_digits_with_every_log_det_counted():
     from flowlib import testing as T
 
     torch.manual_seed(0)
-    model = D.conv_realnvp(couplings=2, hidden=8)
+    model = conv_realnvp(couplings=2, hidden=8)
     for p in model.parameters():  # leave the zero-initialised start: a generic, non-trivial map
         p.data += 0.05 * torch.randn_like(p)
     y = D.dequantize(torch.randint(0, 17, (3, 64), generator=torch.Generator().manual_seed(0)))
@@ -170,7 +175,7 @@ def test_conv_realnvp_is_an_invertible_flow_on_flat_digits_with_every_log_det_co
 
 
 def test_a_short_conv_training_run_keeps_the_best_validation_weights(split):
-    model, keeper, history = D.train_conv_realnvp(split, steps=60, couplings=2, hidden=16, every=20)
+    model, keeper, history = train_conv_realnvp(split, steps=60, couplings=2, hidden=16, every=20)
     steps, vals = zip(*history.extra["val_bpd"])
     assert steps == (20, 40, 60) and keeper.best == min(vals)
     assert D.bits_per_dim(model, split.val, repeats=1) == pytest.approx(keeper.best, abs=1e-9)  # restored

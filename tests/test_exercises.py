@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from flowlib import Affine, Exp, FlowModel, Inverse, StandardNormal, StandardUniform
-from flowlib.exercises import (ExerciseError, check_affine_uniform_density, check_exponential_sampler,
+from flowlib_teaching.exercises.lesson01 import (ExerciseError, check_affine_uniform_density, check_exponential_sampler,
                                check_lognormal_log_prob, check_square_density)
 
 

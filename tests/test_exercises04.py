@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flowlib import exercises04 as E
+from flowlib_teaching.exercises import lesson04 as E
 
 
 def inverse_right(z, mask, log_scale_and_shift):

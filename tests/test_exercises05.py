@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from flowlib.exercises import ExerciseError
-from flowlib.exercises05 import check_bits_per_dim, check_noise_width_correction, check_squeeze_index
+from flowlib_teaching.exercises.lesson01 import ExerciseError
+from flowlib_teaching.exercises.lesson05 import check_bits_per_dim, check_noise_width_correction, check_squeeze_index
 
 
 @pytest.mark.parametrize("answer, diagnosis", [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flowlib.exercises import ExerciseError
-from flowlib.exercises06 import check_actnorm_init, check_conv1x1_logdet, check_glow_latent_shapes
+from flowlib_teaching.exercises.framework import ExerciseError
+from flowlib_teaching.exercises.lesson06 import check_actnorm_init, check_conv1x1_logdet, check_glow_latent_shapes
 
 
 def _logdet(W, H, Wd):

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from flowlib.exercises import ExerciseError
-from flowlib.exercises07 import check_attribute_direction, check_shell_radius, check_slerp
+from flowlib_teaching.exercises.framework import ExerciseError
+from flowlib_teaching.exercises.lesson07 import check_attribute_direction, check_shell_radius, check_slerp
 
 
 @pytest.mark.parametrize("answer, diagnosis", [

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-import flowlib.fashion_mnist as F
+import flowlib.data.fashion_mnist as F
 
 @pytest.fixture(scope="module")
 def real_files() -> pathlib.Path:

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import flowlib as fl
-from flowlib import checkpoints
-from flowlib.image_models import multiscale_realnvp, multiscale_realnvp_flow
+from flowlib.training import checkpoints
+from flowlib.builders import multiscale_realnvp, multiscale_realnvp_flow
 from flowlib.images import bits_per_dim, check_pixels, dequantize, logit_preprocessing, pixels_from_data
-from flowlib.multiscale import MultiScale, Squeeze
+from flowlib.bijections import MultiScale, Squeeze
 
 
 def test_squeeze_on_a_numbered_tensor():
@@ -138,12 +138,12 @@ def test_checkpoint_round_trip_and_manifest_errors(tmp_path):
     assert payload["config"] == {"a": 1}
     manifest = tmp_path / "manifest.json"
     checkpoints.write_manifest_entry("m", {"file": "m.pt", "sha256": checkpoints.sha256(path),
-                                           "command": "python -m flowlib.train_images m"}, manifest)
+                                           "command": "python -m flowlib.training.images m"}, manifest)
     assert checkpoints.load_pretrained("m", manifest)[1]["file"] == "m.pt"
     with pytest.raises(checkpoints.CheckpointError, match="lists \\['m'\\]"):
         checkpoints.load_pretrained("other", manifest)
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(checkpoints.CheckpointError, match="corrupt.*python -m flowlib.train_images m"):
+    with pytest.raises(checkpoints.CheckpointError, match="corrupt.*python -m flowlib.training.images m"):
         checkpoints.load_pretrained("m", manifest)
     path.unlink()
     with pytest.raises(checkpoints.CheckpointError, match="missing.*train it again"):

@@ -10,7 +10,7 @@ import torch
 from flowlib import images, latents, ood
 from flowlib.builders import glow
 from flowlib.image_baselines import ImageVAE, ImportanceWeighted, PixelHistogram
-from flowlib.image_models import multiscale_realnvp
+from flowlib.builders import multiscale_realnvp
 
 
 def _perturbed(model, seed=0, scale=0.05):
@@ -214,16 +214,16 @@ def test_image_vae_bounds_include_the_preprocessing_logdet():
 
 
 def test_a_missing_shipped_model_names_the_command_that_makes_it():
-    from flowlib.checkpoints import CheckpointError
-    from flowlib.train_images import load_pretrained_model
+    from flowlib.training.checkpoints import CheckpointError
+    from flowlib.training.images import load_pretrained_model
 
     with pytest.raises(CheckpointError, match=r"no checkpoint named 'glow-fmnist-tiny'.*python -m "
-                                              r"flowlib.train_images glow-fmnist-tiny --release"):
+                                              r"flowlib.training glow-fmnist-tiny --release"):
         load_pretrained_model("glow-fmnist-tiny")
 
 
 def test_bpd_table_rows_and_file(tmp_path):
-    from flowlib import bpd_table
+    from flowlib.training import bpd_table
 
     test = torch.randint(0, 256, (8, 1, 28, 28)).to(torch.uint8)
     row = bpd_table.compute_row("uniform", test, log=lambda m: None)
@@ -231,7 +231,7 @@ def test_bpd_table_rows_and_file(tmp_path):
     assert "| uniform | none | 8.0000 |" in bpd_table.format_table([row])
     with pytest.raises(ValueError, match="unknown row 'gan'"):
         bpd_table.compute_row("gan", test)
-    with pytest.raises(FileNotFoundError, match="python -m flowlib.bpd_table"):
+    with pytest.raises(FileNotFoundError, match="python -m flowlib.training.bpd_table"):
         bpd_table.load_table(tmp_path / "none.json")
 
 

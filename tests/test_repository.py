@@ -93,3 +93,19 @@ def test_course_script_names_a_missing_python():
 def test_course_script_rejects_unknown_commands():
     r = _course("dance")
     assert r.returncode != 0 and "unknown command 'dance'" in r.stderr and "./course lab" in r.stdout
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_and_its_text_twin_are_in_sync(path):
+    # Each lesson's source is reviewable as text: notebooks/NAME.py (jupytext py:percent) holds the same cells as
+    # notebooks/NAME.ipynb (the file nbval executes).
+    jupytext = pytest.importorskip("jupytext")
+    twin = path.with_suffix(".py")
+    fix = f"regenerate it with: jupytext --to py:percent {path.relative_to(ROOT)}"
+    assert twin.exists(), f"{twin.name} is missing; {fix}"
+    ipynb = json.loads(path.read_text())["cells"]
+    text = jupytext.reads(twin.read_text(), fmt="py:percent")["cells"]
+    assert len(text) == len(ipynb), f"{twin.name} has {len(text)} cells, {path.name} {len(ipynb)}; {fix}"
+    for i, (a, b) in enumerate(zip(ipynb, text)):
+        assert a["cell_type"] == b["cell_type"] and "".join(a["source"]).rstrip() == b["source"].rstrip(), \
+            f"cell {i} of {twin.name} differs from {path.name}; {fix}"

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import flowlib as fl
-from flowlib import splines
-from flowlib.splines import RQSpline, SplineMAF, rational_quadratic_spline, spline_maf
+from flowlib.bijections import splines
+from flowlib.bijections.splines import RQSpline, SplineMAF, rational_quadratic_spline
+from flowlib.builders import spline_maf
 
 
 def _random_params(n: int, bins: int, seed: int = 0):
@@ -85,9 +86,9 @@ def test_bad_arguments():
 
 def test_spline_flow_trains():
     """A few hundred steps on the 8 Gaussians already beat the same number of affine MAF steps."""
-    from flowlib import toy2d
-    from flowlib.autoregressive import maf
-    from flowlib.train import fit
+    from flowlib.data import toy2d
+    from flowlib.builders import maf
+    from flowlib.training import fit
 
     ds = toy2d.get("8gaussians")
     x_test = ds.sample(4000, seed=1)

@@ -12,9 +12,9 @@ from html.parser import HTMLParser
 import nbformat
 import pytest
 
-from flowlib.course import ROOT, lesson_paths
-from flowlib.course.assets import check_offline, remote_loads
-from flowlib.course.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition, write_student_edition
+from coursetools import ROOT, lesson_paths
+from coursetools.assets import check_offline, remote_loads
+from coursetools.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition, write_student_edition
 
 LESSONS = lesson_paths()
 NOT_ANSWERED = "not answered yet"
@@ -43,7 +43,7 @@ def student_dir(tmp_path_factory):
 
 
 def test_course_student_command_writes_every_lesson(student_dir):
-    r = subprocess.run([sys.executable, "-m", "flowlib.course", "student", "--out", str(student_dir)],
+    r = subprocess.run([sys.executable, "-m", "coursetools", "student", "--out", str(student_dir)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
@@ -62,7 +62,7 @@ def _text(output) -> str:
 def test_student_notebook_runs_and_its_exercises_say_not_answered_yet(path, tmp_path):
     """Executed top to bottom (fast mode) in a folder of its own: no cell raises, and every exercise cell, left
     as the student receives it, prints "not answered yet" instead of failing."""
-    from flowlib.course.execute import execute
+    from coursetools.execute import execute
 
     [student_path] = write_student_edition(tmp_path / "student", [path])
     nb = nbformat.read(student_path, as_version=4)

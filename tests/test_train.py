@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import flowlib as fl
-from flowlib.train import NonFiniteLossError, fit
+from flowlib.training import NonFiniteLossError, fit
 
 
 def _gaussian_model():

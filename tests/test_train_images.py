@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import flowlib.train_images as TI
-from flowlib import checkpoints
+import flowlib.training.images as TI
+from flowlib.training import checkpoints
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):

@@ -13,9 +13,9 @@ import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from flowlib import Affine, Compose, FlowModel, MonotoneTanh, StandardNormal  # noqa: E402
-from flowlib.plotting import LiveLossPlot, plot_1d_density_fit, plot_density_vs_samples  # noqa: E402
-from flowlib.train import History  # noqa: E402
-from flowlib.widgets import MAPS, SLIDERS, ChangeOfVariablesWidget, change_of_variables  # noqa: E402
+from flowlib_teaching.plotting import LiveLossPlot, plot_1d_density_fit, plot_density_vs_samples  # noqa: E402
+from flowlib.training import History  # noqa: E402
+from flowlib_teaching.widgets.widgets1d import MAPS, SLIDERS, ChangeOfVariablesWidget, change_of_variables  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_unknown_map_is_a_clear_error_and_spellings_are_forgiven():
     assert w.controls["map"].value == "sinh_arcsinh" and w.state["valid"]
 
 
-# ---- flowlib.plotting -----------------------------------------------------------------------------------------------
+# ---- flowlib_teaching.plotting -----------------------------------------------------------------------------------------------
 def test_live_loss_plot_is_a_silent_no_op_outside_ipython_and_draws_on_request():
     live = LiveLossPlot(every=2, steps=10, reference=(1.0, "true density"))
     history = History()

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import flowlib as fl
-from flowlib import plot2d, widgets2d
-from flowlib.autoregressive import maf
+from flowlib_teaching import plot2d
+from flowlib_teaching import maps2d, widgets
+from flowlib.builders import maf
 
 
 def _polygons(ax):
@@ -18,7 +19,7 @@ def _polygons(ax):
 
 
 def test_matrix_widget_tracks_the_determinant_and_redraws():
-    w = widgets2d.matrix_deformation(a=1.0, b=0.0, c=0.0, d=1.0)
+    w = widgets.matrix_deformation(a=1.0, b=0.0, c=0.0, d=1.0)
     assert w.state["det"] == pytest.approx(1.0) and w.state["area"] == pytest.approx(1.0)
     png = w.png
     w.controls["a"].value = 2.0
@@ -37,13 +38,13 @@ def test_matrix_widget_tracks_the_determinant_and_redraws():
 
 
 def test_matrix_widget_mirror_has_negative_det():
-    w = widgets2d.matrix_deformation(a=0.0, b=1.0, c=1.0, d=0.0)
+    w = widgets.matrix_deformation(a=0.0, b=1.0, c=1.0, d=0.0)
     assert w.state["det"] == pytest.approx(-1.0) and w.state["area"] == pytest.approx(1.0)
     assert "flipped" in w.state["orientation"]
 
 
 def test_singular_matrix_shows_a_message_not_a_traceback():
-    w = widgets2d.matrix_deformation()
+    w = widgets.matrix_deformation()
     for k in "abcd":
         w.controls[k].value = 1.0  # det = 1 - 1 = 0
     assert w.state["singular"] and w.state["area"] == 0.0
@@ -55,7 +56,7 @@ def test_singular_matrix_shows_a_message_not_a_traceback():
 
 
 def test_local_linearization_jacobian_and_area_ratio():
-    w = widgets2d.local_linearization("sine shear", strength=0.6, px=0.8, py=0.4, r=0.8)
+    w = widgets.local_linearization("sine shear", strength=0.6, px=0.8, py=0.4, r=0.8)
     x1, x2, s = 0.8, 0.4, 0.6
     J = np.array([[1, s * math.cos(x2)], [s * math.cos(x1), 1]])
     np.testing.assert_allclose(w.state["jacobian"], J, atol=1e-10)
@@ -71,7 +72,7 @@ def test_local_linearization_jacobian_and_area_ratio():
 
 
 def test_swirl_preserves_area():
-    w = widgets2d.local_linearization("swirl", strength=0.8, px=0.5, py=-0.7, r=0.3)
+    w = widgets.local_linearization("swirl", strength=0.8, px=0.5, py=-0.7, r=0.3)
     assert w.state["det"] == pytest.approx(1.0, abs=1e-10)
     assert w.state["area_ratio"] == pytest.approx(1.0, abs=1e-3)
     w.controls["map"].value = "sine shear"
@@ -80,7 +81,7 @@ def test_swirl_preserves_area():
 
 def test_local_linearization_unknown_map():
     with pytest.raises(ValueError, match="sine shear"):
-        widgets2d.local_linearization("spiral")
+        widgets.local_linearization("spiral")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def small_model():
 
 
 def test_layer_stepper_follows_the_trace(small_model):
-    w = widgets2d.layer_stepper(small_model, n_samples=300, grid=40)
+    w = widgets.layer_stepper(small_model, n_samples=300, grid=40)
     assert w.state["k"] == 3
     w.controls["k"].value = 0
     z = w.state["samples"]
@@ -134,10 +135,10 @@ def test_plot_helpers_label_axes(small_model):
 
 def test_updates_move_artists_instead_of_adding_them(small_model):
     """An update changes the data of the existing artists (what keeps a redraw fast): nothing accumulates."""
-    widgets = [(widgets2d.matrix_deformation(), "a", [0.3, -1.0, 1.2]),
-               (widgets2d.local_linearization(), "px", [-1.0, 0.5, 2.0]),
-               (widgets2d.layer_stepper(small_model, n_samples=200, grid=30), "k", [0, 1, 3])]
-    for w, name, values in widgets:
+    cases = [(widgets.matrix_deformation(), "a", [0.3, -1.0, 1.2]),
+             (widgets.local_linearization(), "px", [-1.0, 0.5, 2.0]),
+             (widgets.layer_stepper(small_model, n_samples=200, grid=30), "k", [0, 1, 3])]
+    for w, name, values in cases:
         counts = [(len(ax.lines), len(ax.patches), len(ax.texts), len(ax.collections), len(ax.images))
                   for ax in w.axes]
         for value in values:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from flowlib import latents
-from flowlib import widgets_latents as WL
+from flowlib_teaching.widgets import latents as WL
 from flowlib.builders import glow
 
 

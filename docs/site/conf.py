@@ -9,7 +9,7 @@ author = "Flows from Scratch authors"
 copyright = "the Flows from Scratch authors (MIT licence)"
 
 extensions = ["myst_nb"]
-# The lessons arrive executed (flowlib.course.execute runs them once for the slides and the site) or, with
+# The lessons arrive executed (coursetools.execute runs them once for the slides and the site) or, with
 # --no-execute, deliberately without outputs: MyST-NB must not run them again.
 nb_execution_mode = "off"
 nb_output_stderr = "remove"  # warnings and progress bars belong in a live session, not on the page

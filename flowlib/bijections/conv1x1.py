@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import Flow
+from flowlib.core import Flow
 
 
 def _random_orthogonal(c: int, generator: torch.Generator | None = None) -> Tensor:
@@ -71,7 +71,7 @@ class ChannelPermutation(Flow):
 
     def _check_domain(self, v: Tensor, direction: str) -> None:
         if v.dim() != 4 or v.shape[1] != self.perm.numel():
-            from ..core import FlowInputError
+            from flowlib.core import FlowInputError
             raise FlowInputError(f"ChannelPermutation.{direction} expects (B, {self.perm.numel()}, H, W), "
                                  f"got {tuple(v.shape)}.")
 
@@ -102,7 +102,7 @@ class InvConv1x1(Flow):
 
     def _check_domain(self, v: Tensor, direction: str) -> None:
         if v.dim() != 4 or v.shape[1] != self.channels:
-            from ..core import FlowInputError
+            from flowlib.core import FlowInputError
             raise FlowInputError(f"InvConv1x1.{direction} expects (B, {self.channels}, H, W), got {tuple(v.shape)}.")
 
     def log_abs_det_weight(self) -> Tensor:
@@ -153,7 +153,7 @@ class InvConv1x1LU(Flow):
 
     def _check_domain(self, v: Tensor, direction: str) -> None:
         if v.dim() != 4 or v.shape[1] != self.channels:
-            from ..core import FlowInputError
+            from flowlib.core import FlowInputError
             raise FlowInputError(f"InvConv1x1LU.{direction} expects (B, {self.channels}, H, W), got {tuple(v.shape)}.")
 
     def factors(self) -> tuple[Tensor, Tensor]:

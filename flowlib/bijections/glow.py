@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import Flow, FlowInputError, sum_except_batch
-from ..nets import ConvNet
+from flowlib.core import Flow, FlowInputError, sum_except_batch
+from flowlib.nets import ConvNet
 
 
 def _chw(event_shape, who: str) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ each sample's density depend on the rest of its batch). Three details that publi
   - under torch.distributed the statistics are all-reduced over every process's share of the batch, so that every
     replica starts from the same parameters (rosinality/glow-pytorch #2).
 The initialisation pass is the one place where the batch is mixed (its output for one sample depends on the others);
-after it, each sample is transformed independently. ``mixes_batch_until_initialised`` tells flowlib.testing.
+after it, each sample is transformed independently. ``mixes_batch()`` says so to flowlib.testing.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ..core import Flow
+from flowlib.core import Flow
 
 
 class ActNorm(Flow):
@@ -40,8 +40,6 @@ class ActNorm(Flow):
         event_shape: optional full shape of one sample, e.g. (C, H, W), checked on input.
         eps: a channel whose standard deviation over the first batch is below ``eps`` keeps scale 1.
     """
-
-    mixes_batch_until_initialised = True
 
     def __init__(self, num_channels: int, event_shape: Sequence[int] | None = None, eps: float = 1e-6):
         super().__init__()
@@ -56,6 +54,10 @@ class ActNorm(Flow):
         self.log_scale = nn.Parameter(torch.zeros(num_channels))
         self.shift = nn.Parameter(torch.zeros(num_channels))
         self.register_buffer("initialised", torch.tensor(False))
+
+    def mixes_batch(self) -> bool:
+        """Its first forward pass in training mode sets the scales from the whole batch's statistics."""
+        return self.training and not bool(self.initialised)
 
     def _view(self, p: Tensor, x: Tensor) -> Tensor:  # (C,) -> (1, C, 1, 1) or (1, C)
         return p.to(x.dtype).reshape(1, -1, *([1] * (x.dim() - 2)))

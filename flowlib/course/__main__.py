@@ -1,4 +1,0 @@
-"""``python -m flowlib.course {assets,student,slides,site}``: the teaching commands behind ./course."""
-from .cli import main
-
-raise SystemExit(main())
