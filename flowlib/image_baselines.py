@@ -3,13 +3,13 @@
 Every model here is a density on dequantized pixels y = x + u in [0, 256)^D, so ``flowlib.images.bits_per_dim``
 scores it exactly as it scores a flow:
 
-``PixelHistogram``  independent pixels. Each pixel's level is drawn from a histogram of the training images,
-    either one histogram per position ("per_position", D x 256 counts) or one pooled over all positions ("pooled",
-    lesson 05's baseline). As a density on y it is piecewise constant, q(y) = prod_i p_i(floor(y_i)), so the
+``PixelHistogram``  (``flowlib.baselines``, re-exported here) independent pixels. Each pixel's level is drawn from
+    a histogram of the training images, either one histogram per position ("per_position", D x 256 counts) or one
+    pooled over all positions ("pooled", ``per_position=False``, lesson 05's baseline). As a density on y it is piecewise constant, q(y) = prod_i p_i(floor(y_i)), so the
     dequantization bound is tight: its bits/dim is exactly the discrete cross-entropy -E log2 P(x) / D. Add-alpha
     smoothing (an unseen level still gets mass) with alpha picked on validation images, never on the test set.
 
-``ImageVAE``  a small Gaussian VAE (``flowlib.vae.GaussianVAE``, MLP encoder and decoder) on the same
+``ImageVAE``  a small Gaussian VAE (``flowlib.baselines.GaussianVAE``, MLP encoder and decoder) on the same
     logit-space values v = logit(alpha + (1 - 2 alpha) y / 256) as the flows. The pre-processing is a flow, so
 
         log q(y) = log p_VAE(v) + log|det dv/dy|,
@@ -27,70 +27,18 @@ import torch
 from torch import Tensor, nn
 
 from .images import check_pixels, logit_preprocessing
-from .baselines import GaussianVAE
+from .baselines import GaussianVAE, PixelHistogram
 
 HISTOGRAM_KINDS = ("per_position", "pooled")
-ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # the smoothing grid of lesson 07's table (fitted on validation images)
 
 
-class PixelHistogram(nn.Module):
-    """Independent pixels with training-set level frequencies: log q(y) = sum_i log p_i(floor(y_i)).
-
-    Args:
-        counts: (D, L) counts per position ("per_position") or (L,) pooled counts.
-        alpha: add-alpha smoothing, > 0.
-    """
-
-    def __init__(self, counts: Tensor, alpha: float = 0.1):
-        super().__init__()
-        if counts.dim() not in (1, 2):
-            raise ValueError(f"counts must be (levels,) or (positions, levels), got shape {tuple(counts.shape)}.")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0 (else an unseen level has probability 0), got {alpha}.")
-        self.alpha, self.levels = float(alpha), int(counts.shape[-1])
-        c = counts.double() + alpha
-        self.register_buffer("log_p", (c / c.sum(-1, keepdim=True)).log())
-
-    @property
-    def kind(self) -> str:
-        return "pooled" if self.log_p.dim() == 1 else "per_position"
-
-    @staticmethod
-    def counts(x: Tensor, kind: str = "per_position", levels: int = 256) -> Tensor:
-        """Level counts of integer images x (N, ...): (D, levels) per position, or (levels,) pooled."""
-        if kind not in HISTOGRAM_KINDS:
-            raise ValueError(f"kind must be one of {HISTOGRAM_KINDS}, got {kind!r}.")
-        check_pixels(x, levels)
-        flat = x.reshape(x.shape[0], -1).long()
-        if kind == "pooled":
-            return torch.bincount(flat.reshape(-1), minlength=levels)
-        counts = torch.zeros(flat.shape[1], levels, dtype=torch.long)
-        return counts.scatter_add_(1, flat.T.contiguous(), torch.ones_like(flat.T))
-
-    @classmethod
-    def fit(cls, train: Tensor, val: Tensor, kind: str = "per_position", levels: int = 256,
-            alphas=ALPHAS) -> "PixelHistogram":
-        """Counts from ``train``; the smoothing alpha with the lowest bits/dim on ``val``."""
-        n = cls.counts(train, kind, levels)
-        return min((cls(n, a) for a in alphas), key=lambda m: m.discrete_bits_per_dim(val))
-
-    def discrete_log_prob(self, x: Tensor) -> Tensor:
-        """log P(x) of integer images (N, ...), in nats, shape (N,)."""
-        check_pixels(x, self.levels)
-        flat = x.reshape(x.shape[0], -1).long().to(self.log_p.device)
-        if self.kind == "pooled":
-            return self.log_p[flat].sum(1)
-        if flat.shape[1] != self.log_p.shape[0]:
-            raise ValueError(f"this histogram has {self.log_p.shape[0]} positions, the images have {flat.shape[1]}.")
-        return self.log_p.gather(1, flat.T).sum(0)
-
-    def discrete_bits_per_dim(self, x: Tensor) -> float:
-        return float(-self.discrete_log_prob(x).mean()) / (x[0].numel() * math.log(2))
-
-    def log_prob(self, y: Tensor) -> Tensor:
-        """log q(y) for dequantized y in [0, levels)^D: the level's probability spread over its unit cell."""
-        k = torch.floor(y).long().clamp(0, self.levels - 1)
-        return self.discrete_log_prob(k)
+def fit_histogram(train: Tensor, val: Tensor, kind: str = "per_position", levels: int = 256,
+                  alphas=ALPHAS) -> PixelHistogram:
+    """The table's histogram rows: ``PixelHistogram.fit`` on [0, levels) pixels, per position or pooled."""
+    if kind not in HISTOGRAM_KINDS:
+        raise ValueError(f"kind must be one of {HISTOGRAM_KINDS}, got {kind!r}.")
+    return PixelHistogram.fit(train, val, levels, per_position=kind == "per_position", alphas=alphas)
 
 
 class ImageVAE(nn.Module):

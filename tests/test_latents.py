@@ -9,7 +9,7 @@ import torch
 
 from flowlib import images, latents, ood
 from flowlib.builders import glow
-from flowlib.image_baselines import ImageVAE, ImportanceWeighted, PixelHistogram
+from flowlib.image_baselines import ImageVAE, ImportanceWeighted, PixelHistogram, fit_histogram
 from flowlib.builders import multiscale_realnvp
 
 
@@ -170,7 +170,7 @@ def test_pixel_histogram_is_the_discrete_cross_entropy():
     g = torch.Generator().manual_seed(0)
     train = torch.randint(0, 4, (200, 1, 2, 3), generator=g).to(torch.uint8) * 60
     test = torch.randint(0, 4, (30, 1, 2, 3), generator=g).to(torch.uint8) * 60
-    h = PixelHistogram(PixelHistogram.counts(train), alpha=0.5)
+    h = PixelHistogram(PixelHistogram.counts(train, 256), alpha=0.5)
     # brute force: P(pixel i = k) from the counts, by a loop
     flat = train.reshape(200, -1).long()
     lp = torch.zeros(30, dtype=torch.float64)
@@ -180,12 +180,14 @@ def test_pixel_histogram_is_the_discrete_cross_entropy():
     assert torch.allclose(h.discrete_log_prob(test), lp)
     bpd = images.bits_per_dim(h, test, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(bpd, -lp / (6 * math.log(2)))  # tight: the dequantized bound IS the discrete number
-    pooled = PixelHistogram(PixelHistogram.counts(train, "pooled"), alpha=0.5)
-    assert pooled.kind == "pooled" and h.kind == "per_position"
-    fitted = PixelHistogram.fit(train, test, alphas=(0.01, 100.0))
+    pooled = fit_histogram(train, test, "pooled", alphas=(0.5,))
+    all_pixels = torch.bincount(flat.reshape(-1), minlength=256).double() + 0.5
+    assert torch.allclose(pooled.discrete_log_prob(test),
+                          torch.log(all_pixels / all_pixels.sum())[test.reshape(30, -1).long()].sum(1))
+    fitted = fit_histogram(train, test, alphas=(0.01, 100.0))
     assert fitted.alpha == 0.01
     with pytest.raises(ValueError, match="kind must be one of"):
-        PixelHistogram.counts(train, "global")
+        fit_histogram(train, test, "global")
 
 
 def test_image_vae_bounds_include_the_preprocessing_logdet():

@@ -41,7 +41,7 @@ import torch
 
 from flowlib.training import checkpoints
 from flowlib.data.fashion_mnist import load as load_fashion_mnist
-from flowlib.image_baselines import ImportanceWeighted, PixelHistogram
+from flowlib.image_baselines import ImportanceWeighted, fit_histogram
 from flowlib.training.images import CONFIGS, data_splits, evaluate, load_pretrained_model
 
 RESULTS_DIR = checkpoints.CHECKPOINT_DIR.parent / "results"
@@ -86,7 +86,7 @@ def compute_row(name: str, test: torch.Tensor, iwae_k: int = IWAE_K, log=print, 
         train, val, _ = data_splits(CONFIGS["realnvp-fmnist"])
         kind = name.split("-", 1)[1].replace("-", "_")
         t_fit = time.perf_counter()
-        model = PixelHistogram.fit(train, val, kind=kind)
+        model = fit_histogram(train, val, kind=kind)
         fit_seconds = time.perf_counter() - t_fit
         extra = {"parameters": int(model.log_p.numel()), "train_seconds": round(fit_seconds, 1),
                  "train_images": int(train.shape[0]), "alpha": model.alpha,
