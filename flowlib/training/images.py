@@ -45,6 +45,7 @@ import torch.distributed as dist
 
 from flowlib.builders import glow, multiscale_realnvp
 from flowlib.data.fashion_mnist import load as load_fashion_mnist
+from flowlib.image_baselines import image_vae
 from flowlib.images import bits_per_dim, dequantize
 from flowlib.runtime import pick_device, seed_everything
 from flowlib.training import checkpoints
@@ -117,7 +118,7 @@ class TrainConfig:
 
 
 def _builders():
-    return {"multiscale_realnvp": multiscale_realnvp, "glow": glow}
+    return {"multiscale_realnvp": multiscale_realnvp, "glow": glow, "image_vae": image_vae}
 
 
 BUILDERS = _builders()
@@ -137,6 +138,12 @@ CONFIGS: dict[str, TrainConfig] = {
     "glow-fmnist-tiny": TrainConfig("glow", dict(levels=2, steps=2, hidden=16, coupling="affine", mixing="lu"),
                                     batch_size=32, lr=1e-3, warmup=10, epochs=1, val_size=200, seed=0,
                                     train_subset=512, test_subset=256),
+    # the small VAE of lesson 07's bits/dim table (an MLP on logit-space pixels; log_prob is its one-sample ELBO, so
+    # the test_bpd this trainer reports is the ELBO's bound; lesson 07's table adds the importance-weighted bound)
+    "vae-fmnist": TrainConfig("image_vae", dict(latent=32, hidden=256), batch_size=64, lr=1e-3, warmup=200,
+                              epochs=4, val_size=2000, seed=0),
+    "vae-fmnist-tiny": TrainConfig("image_vae", dict(latent=4, hidden=16), batch_size=32, lr=1e-3, warmup=10,
+                                   epochs=1, val_size=200, seed=0, train_subset=512, test_subset=256),
 }
 
 
@@ -158,7 +165,14 @@ def model_from_checkpoint(payload: dict) -> torch.nn.Module:
 
 def load_pretrained_model(name: str = "realnvp-fmnist") -> tuple[torch.nn.Module, dict]:
     """The shipped model ``name``, verified against the manifest: (model in eval mode, manifest entry)."""
-    payload, entry = checkpoints.load_pretrained(name)
+    try:
+        payload, entry = checkpoints.load_pretrained(name)
+    except checkpoints.CheckpointError as e:
+        if name in CONFIGS and name not in checkpoints.read_manifest():
+            raise checkpoints.CheckpointError(
+                f"{e} Train and release {name!r} with: python -m flowlib.training {name} --release --threads 1 "
+                f"(or pull a version of the repository that ships it).") from None
+        raise
     return model_from_checkpoint(payload), entry
 
 

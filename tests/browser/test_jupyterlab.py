@@ -3,7 +3,8 @@
 The test starts its own JupyterLab (127.0.0.1, random token, private settings, fast mode), opens a lesson, runs
 all cells from the Run menu, waits until every cell has run and the kernel is idle, and fails on any error output.
 In lesson 01 it then moves the change-of-variables widget's slider with the keyboard and checks that the readout
-and the picture change. Screenshots of each checked widget go to artifacts/browser/.
+and the picture change; in lesson 07 it moves the temperature slider. Screenshots of each checked widget go to
+artifacts/browser/.
 
 Add a lesson to LESSONS to have it opened and run as well; give it a widget check like lesson 01's when it has
 widgets that matter.
@@ -20,9 +21,10 @@ from .conftest import ROOT, JupyterLabServer
 
 LESSON_01 = "01_change_of_variables.ipynb"
 LESSON_05 = "05_flows_for_images.ipynb"
+LESSON_07 = "07_what_glow_can_do.ipynb"
 LESSON_08 = "08_memory_and_beyond.ipynb"
-LESSONS = [LESSON_01, LESSON_05, LESSON_08]
-RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
+LESSONS = [LESSON_01, LESSON_05, LESSON_07, LESSON_08]
+RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_07: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
 
 # What the page's notebook is doing, read from JupyterLab's own model (the app is exposed to the page):
 # the kernel's status, code cells in all and executed, cells still queued or running ("[*]"), and error outputs.
@@ -171,4 +173,31 @@ def test_lesson_08_runs_without_errors(lab, page, artifacts):
     run_all_cells(page, lab, LESSON_08, artifacts, RUN_TIMEOUT[LESSON_08])
     images = page.locator(".jp-OutputArea-output img")
     assert images.count() >= 4, "lesson 08 should show its figures (memory and time, drift, flow matching, transformer flow)"
+
+
+def test_lesson_07_runs_and_its_temperature_widget_responds(lab, page, artifacts):
+    run_all_cells(page, lab, LESSON_07, artifacts, RUN_TIMEOUT[LESSON_07])
+    slider = page.locator(".widget-slider:visible",
+                          has=page.locator("label.widget-label", has_text="temperature T")).first
+    widget = slider.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
+                            "' widget-vbox ')][1]")
+    picture = widget.locator(".widget-output img").first
+    widget.scroll_into_view_if_needed()
+    picture.wait_for(state="visible", timeout=30_000)
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 400"), "the widget's figure did not load"
+    readout = slider.locator(".widget-readout")
+    before_value, before_png = readout.inner_text().strip(), _png_digest(picture)
+    widget.screenshot(path=str(artifacts / "07-temperature-before.png"))
+    slider.locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowLeft")  # one temperature lower (the slider computes on release: a key press is one)
+    page.wait_for_function("([el, old]) => el.textContent.trim() !== old",
+                           arg=[readout.element_handle(), before_value], timeout=15_000)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _png_digest(picture) == before_png:
+        page.wait_for_timeout(250)
+    widget.screenshot(path=str(artifacts / "07-temperature-after.png"))
+    assert _png_digest(picture) != before_png, "moving the temperature slider did not change the picture"
+    # the button-driven widgets drew their first pictures too
+    assert page.locator(".widget-button", has_text="encode A and B, interpolate").count() == 1
+    assert page.locator(".widget-output img").count() >= 4, "lesson 07 should show its four widgets' pictures"
     lab.shutdown_kernels()

@@ -1,0 +1,79 @@
+"""Lesson 07: the exact encode/decode round trip over the whole test set, and the bits/dim table recomputed."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from .harness import benchmark, report, set_threads
+
+ROUND_TRIP_TARGET = 1e-4  # max |decode(encode(x)) - (x + 1/2)| in pixel units (0..256), float32
+
+
+@benchmark("latent_round_trip", "max encode/decode error of a shipped image model over all 10,000 test images "
+                                "(target < 1e-4, float32, pixel units)")
+def latent_round_trip(args: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks latent_round_trip")
+    p.add_argument("--model", default="glow-fmnist", help="manifest name of the shipped model")
+    p.add_argument("--images", type=int, default=10000)
+    opts = p.parse_args(args)
+    threads = set_threads()
+    import torch
+
+    from flowlib import latents
+    from flowlib.data import fashion_mnist
+    from flowlib.training.images import load_pretrained_model
+
+    model, entry = load_pretrained_model(opts.model)
+    test, _ = fashion_mnist.load("test")
+    test = test[: opts.images]
+    t0 = time.perf_counter()
+    worst, exact, worst_z = 0.0, 0, 0.0
+    for i in range(0, test.shape[0], 500):
+        x = test[i: i + 500]
+        z = latents.encode(model, x)
+        y = latents.decode(model, z)
+        worst = max(worst, float((y - x.float() - latents.DEQUANTIZATION_OFFSET).abs().max()))
+        exact += int((latents.to_pixels(y) == x).reshape(x.shape[0], -1).all(1).sum())
+        with torch.no_grad():  # the other way round: z -> x -> z
+            worst_z = max(worst_z, float((model.flow(y)[0] - z).abs().max()))
+    seconds = time.perf_counter() - t0
+    common = dict(test_images=int(test.shape[0]), images_recovered_exactly=exact,
+                  latent_max_abs_error=float(f"{worst_z:.3g}"), dtype="float32", seconds=round(seconds, 1),
+                  threads=threads, checkpoint_sha256=entry["sha256"])
+    # The same error on two scales: the course's pixel units (y in [0, 256)), and the [0, 1] scale that the flow's
+    # first pre-processing step maps them to (and that most papers' images use).
+    report("latent_round_trip", f"{opts.model}_max_abs_error_pixel_units", float(f"{worst:.3g}"),
+           "pixel units (0-256)", ROUND_TRIP_TARGET, worst < ROUND_TRIP_TARGET, **common)
+    report("latent_round_trip", f"{opts.model}_max_abs_error_01_scale", float(f"{worst / 256:.3g}"),
+           "[0, 1] image scale", ROUND_TRIP_TARGET, worst / 256 < ROUND_TRIP_TARGET, **common)
+
+
+@benchmark("fmnist_bpd_table", "lesson 07's Fashion-MNIST bits/dim table recomputed from the shipped checkpoints and "
+                               "compared with data/results/fmnist_bpd_table.json (target |difference| < 1e-3)")
+def fmnist_bpd_table(args: list[str]) -> None:
+    from flowlib.training import bpd_table
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks fmnist_bpd_table")
+    p.add_argument("--rows", nargs="+", default=None, choices=bpd_table.ROWS, help="default: every row of the file")
+    opts = p.parse_args(args)
+    set_threads()
+    from flowlib.data import fashion_mnist
+
+    table = bpd_table.load_table()
+    committed = {r["row"]: r for r in table["rows"]}
+    test, _ = fashion_mnist.load("test")
+    test = test[: table["test_images"]]
+    cache: dict = {}
+    for name in opts.rows or list(committed):
+        if name not in committed:
+            raise SystemExit(f"the table has no row {name!r}; it has {list(committed)}.")
+        row = bpd_table.compute_row(name, test, committed[name].get("iwae_k", bpd_table.IWAE_K), log=lambda m: None,
+                                    _cache=cache)
+        old = committed[name]
+        same_checkpoint = old.get("checkpoint_sha256") == row.get("checkpoint_sha256")
+        diff = abs(row["bpd"] - old["bpd"])
+        report("fmnist_bpd_table", f"{name}_bpd_abs_difference", round(diff, 5), "bits/dim", 1e-3,
+               diff < 1e-3 and same_checkpoint, bpd=row["bpd"], committed_bpd=old["bpd"], same_checkpoint=same_checkpoint,
+               test_images=row["test_images"], eval_seconds=row["eval_seconds"],
+               note=None if same_checkpoint else "the checkpoint changed since the table was written: rerun "
+                                                 f"python -m flowlib.training.bpd_table --models {name} --update")
