@@ -406,6 +406,7 @@ check_shell_radius(shell_radius)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def shell_radius(d, temperature):
     return temperature * math.sqrt(d)
 
@@ -426,6 +427,7 @@ check_slerp(slerp)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def slerp(z0, z1, t):
     omega = torch.arccos(torch.dot(z0, z1) / (z0.norm() * z1.norm()))
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
@@ -447,6 +449,7 @@ check_attribute_direction(attribute_direction)
 
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
+# %%solution  (reference answer, collapsed: expand it after your own attempt; running it leaves your answer as it is)
 def attribute_direction(z, labels, source, target):
     return z[labels == target].mean(0) - z[labels == source].mean(0)
 
