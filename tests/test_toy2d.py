@@ -1,4 +1,4 @@
-"""The 2D densities: normalised, samplers agree with their log-densities, floors match NUMBERS.md, clear errors."""
+"""The 2D densities: normalised, samplers agree with their log-densities, floors match the published figures, clear errors."""
 from __future__ import annotations
 
 import math
@@ -66,7 +66,7 @@ def test_samples_follow_the_log_density(name):
                                              ("checkerboard", math.log(32)), ("moons", 2.387)])
 def test_floors(name, numbers_md):
     floor = toy2d.entropy(name, n=100_000)
-    # NUMBERS.md says 2.387 for moons; the exact density gives 2.394 (Monte Carlo and grid integration agree, see
+    # The published figure for moons is 2.387; the exact density gives 2.394 (Monte Carlo and grid integration agree, see
     # test_floor_by_monte_carlo_matches_grid_integration), so moons gets a wider band.
     tol = 0.012 if name == "moons" else 0.008
     assert floor.value == pytest.approx(numbers_md, abs=tol)

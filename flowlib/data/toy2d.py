@@ -1,7 +1,7 @@
 """Seeded 2D densities for the lessons and benchmarks, with their exact log-densities where they are known.
 
 The definitions follow the widely used FFJORD toy set (Grathwohl et al. 2019), so that numbers compare with
-``NUMBERS.md``. Each density is the *continuous process* behind those samplers (a curve parameter drawn uniformly
+published figures for it. Each density is the *continuous process* behind those samplers (a curve parameter drawn uniformly
 instead of on a ``linspace``):
 
 =============  =========================================================================  =================
