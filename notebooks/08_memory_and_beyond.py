@@ -55,7 +55,7 @@ from flowlib import testing
 from flowlib.data import toy2d
 from flowlib.builders import glow, glow_flow
 from flowlib.bijections.continuous import ContinuousFlow, LinearVelocity, VelocityMLP, rk4, train_flow_matching
-from coursetools import ROOT
+import pathlib
 from flowlib_teaching.exercises.lesson08 import check_backward_step, check_conditioner_passes, check_linear_logdet
 from flowlib.memory import MemorySavingCompose, leaf_steps, set_memory_strategy
 from flowlib_teaching.plot2d import density_on_grid
@@ -66,6 +66,8 @@ fl.seed_everything(0)
 torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread is faster
 T0 = time.perf_counter()
 print("fast mode" if FAST else "normal mode", "| torch", torch.__version__)
+
+ROOT = pathlib.Path(fl.__file__).resolve().parents[1]  # the course's checkout (benchmark results)
 
 
 # %% [markdown] slideshow={"slide_type": "slide"}

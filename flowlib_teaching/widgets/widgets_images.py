@@ -162,7 +162,8 @@ class DequantizationWidget(_Widget2D):
             return {**self.state, "message": "the noise width must lie in (0, 1]"}
         g = torch.Generator().manual_seed(self.seed)
         levels = torch.arange(4).repeat_interleave(60)
-        y = img.dequantize(levels, self.levels, g, noise_width=w).numpy()
+        # dequantized as a batch of 240 one-pixel images
+        y = img.dequantize(levels.reshape(-1, 1), self.levels, g, noise_width=w).reshape(-1).numpy()
         unc, cor = self._bpd(w)
         msg = ""
         if w < 1:
