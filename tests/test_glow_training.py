@@ -196,6 +196,7 @@ def test_release_now_writes_an_honest_snapshot_of_an_unfinished_run(tmp_path, mo
     assert entry["complete"] is False and entry["steps"] == 2 and entry["epochs_done"] == 0.5
     assert entry["total_steps"] == 4
     assert entry["command"] == f"python -m flowlib.training glow-small --workdir {workdir}"
-    assert entry["test_images"] == 64 and 4.0 < entry["test_bpd"] < 12.0 and entry["train_seconds"] > 0
+    # train_seconds is rounded to 0.1 s: two steps of this tiny model can round to 0.0 on a quiet machine
+    assert entry["test_images"] == 64 and 4.0 < entry["test_bpd"] < 12.0 and entry["train_seconds"] >= 0.0
     payload, _ = checkpoints.load_pretrained("glow-small", tmp_path / "released" / "manifest.json")
     assert payload["complete"] is False and payload["step"] == 2
