@@ -240,8 +240,9 @@ def test_ddp_with_invertible_backprop_matches_one_process(tmp_path):
     import torch.multiprocessing as mp
 
     out = tmp_path / "grads.pt"
-    # fork, not spawn: the children need not re-import torch and the test module (seconds instead of a minute)
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="fork")
+    # spawn, not fork: a forked child of the test process (which by then holds threads of torch, Playwright and
+    # JupyterLab clients) deadlocked in a fresh-clone run; spawn re-imports, slower but safe
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
     ddp_grads = torch.load(out, weights_only=True)
     single = _glow(None)
     (-single.log_prob(_pixels(8)).mean()).backward()
