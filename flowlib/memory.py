@@ -219,3 +219,27 @@ def set_memory_strategy(module: nn.Module, strategy: str | None) -> int:
     for m in found:
         m.strategy = strategy
     return len(found)
+
+
+def saved_bytes(model: nn.Module, x: Tensor) -> int:
+    """The bytes autograd stores for the backward pass of one training loss ``-model.log_prob(x).mean()``.
+
+    Every tensor autograd saves while the loss is computed passes through a saved-tensor hook
+    (``torch.autograd.graph.saved_tensors_hooks``) that adds up ``numel * element_size``; then the loss is
+    backpropagated (so the stored graph is used and freed, and ``model``'s parameters receive gradients, which
+    accumulate like in any training step). A tensor saved by two operations is counted twice, and parameters that an
+    operation keeps count too: the number is what the graph holds on to, an upper bound on the extra memory it
+    takes. Activations that a strategy recomputes in the backward pass (gradient checkpointing, backprop by the
+    inverse) are made after the hook is gone and are not counted: they are never held across the whole step.
+    """
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = -model.log_prob(x).mean()
+    loss.backward()
+    return total

@@ -57,7 +57,7 @@ from flowlib.builders import glow, glow_flow
 from flowlib.bijections.continuous import ContinuousFlow, LinearVelocity, VelocityMLP, rk4, train_flow_matching
 import pathlib
 from flowlib_teaching.exercises.lesson08 import check_backward_step, check_conditioner_passes, check_linear_logdet
-from flowlib.memory import MemorySavingCompose, leaf_steps, set_memory_strategy
+from flowlib.memory import MemorySavingCompose, leaf_steps, saved_bytes, set_memory_strategy
 from flowlib_teaching.plot2d import density_on_grid
 from flowlib.bijections.transformer import TransformerAutoregressive, transformer_flow
 
@@ -99,23 +99,10 @@ ROOT = pathlib.Path(fl.__file__).resolve().parents[1]  # the course's checkout (
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # First, what autograd actually keeps. A saved-tensor hook counts the bytes of every tensor autograd stores for the
-# backward pass of one training step, for Glows of growing depth:
+# backward pass of one training step (`flowlib.memory.saved_bytes`: the hook adds up `numel × element_size` of each
+# tensor autograd saves while the loss is computed), for Glows of growing depth:
 
 # %%
-def saved_bytes(model, x):
-    # Bytes autograd stores for the backward pass of one loss evaluation (the step's activations).
-    total = [0]
-
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = -model.log_prob(x).mean()
-    loss.backward()
-    return total[0]
-
-
 demo_depths = [1, 2, 4] if FAST else [2, 4, 8, 16]
 demo_hidden = 16 if FAST else 64
 x_demo = torch.randint(0, 256, (16, 1, 28, 28)).float() + torch.rand(16, 1, 28, 28)
