@@ -35,6 +35,35 @@ def test_split_is_fixed_disjoint_and_complete(split):
     assert not torch.equal(D.load_digits_split(seed=1).test, split.test)
 
 
+def test_without_scikit_learn_the_error_says_what_to_install(monkeypatch):
+    import builtins
+
+    from flowlib import ood
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):  # `import sklearn...` fails as it does where it is not installed
+        if name == "sklearn" or name.startswith("sklearn."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    for load in (D.load_digits_split, ood.digits_28x28):
+        with pytest.raises(ImportError, match="scikit-learn") as err:
+            load()
+        message = str(err.value)
+        assert "pip install scikit-learn" in message and 'pip install -e ".[course]"' in message
+
+
+def test_the_install_command_names_the_extra_that_pulls_scikit_learn():
+    import pathlib
+    import tomllib
+
+    pyproject = tomllib.loads((pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    course = pyproject["project"]["optional-dependencies"]["course"]
+    assert any(r.replace(" ", "").startswith("scikit-learn") for r in course)
+
+
 def test_dequantize_fills_each_cell_and_quantize_undoes_it(split):
     y = D.dequantize(split.train, torch.Generator().manual_seed(0))
     assert y.dtype == torch.float32 and float(y.min()) >= 0 and float(y.max()) < 1

@@ -59,13 +59,27 @@ class DigitsSplit:
                 f"{DIM} pixels with {LEVELS} grey levels 0..{LEVELS - 1})")
 
 
+SKLEARN_MISSING = ("scikit-learn's 8x8 digits need scikit-learn, which is not installed in this Python. Install it with "
+                   "`pip install scikit-learn`, or install the course's extras, which include it: "
+                   "`pip install -e \".[course]\"` in the course's checkout (`./course setup` does that).")
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 digits as (images (1797, 64) with grey levels 0..16, labels (1797,)), from scikit-learn, which
+    ships them (no download). scikit-learn is imported only here: without it, an ImportError says what to install."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(SKLEARN_MISSING) from err
+    data = load_digits()
+    return np.asarray(data.data), np.asarray(data.target)
+
+
 def load_digits_split(seed: int = 0, n_train: int = 1000, n_val: int = 350) -> DigitsSplit:
     """The fixed split of scikit-learn's digits: a seeded shuffle, then train / val / test (the rest, 447 images)."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.as_tensor(np.asarray(data.data), dtype=torch.long)  # (1797, 64), values 0..16
-    labels = torch.as_tensor(np.asarray(data.target), dtype=torch.long)
+    pixels, targets = load_digits_arrays()
+    x = torch.as_tensor(pixels, dtype=torch.long)  # (1797, 64), values 0..16
+    labels = torch.as_tensor(targets, dtype=torch.long)
     if n_train < 1 or n_val < 0 or n_train + n_val >= len(x):
         raise ValueError(f"n_train={n_train} and n_val={n_val} leave no test images out of {len(x)}.")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
