@@ -109,7 +109,17 @@ def bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, s
     bpd = -(E[log q(y)] - D log 17 + D log w) / (D log 2), averaged over the images and over ``repeats`` draws
     of the dequantization noise u ~ Uniform(0, w). An upper bound on the model's discrete NLL in bits per pixel for
     any w in (0, 1] (the model puts at least the mass of [x, x + w) on x); w = 1, the default, fills the cell.
-    Raises if any log-likelihood is not finite (no NaN is averaged away).
+    Raises if any log-likelihood is not finite (no NaN is averaged away). ``image_bits_per_dim`` gives each image's.
+    """
+    return float(image_bits_per_dim(model, x, repeats, noise_width, seed, batch_size).mean())
+
+
+def image_bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, seed: int = 0,
+                       batch_size: int = 512) -> Tensor:
+    """``bits_per_dim`` of each image, shape (N,) (float64, on the CPU): the bound for that image, its log q
+    averaged over ``repeats`` noise draws. Without gradients, in eval mode (the model's mode is restored). The noise
+    comes from one generator seeded with ``seed``, drawn repeat after repeat, batch after batch: for N <= batch_size
+    the same draws as ``dequantize(x, torch.Generator().manual_seed(seed), noise_width)`` called ``repeats`` times.
     """
     _check_levels(x)
     g = torch.Generator().manual_seed(seed)
@@ -118,19 +128,19 @@ def bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, s
         model.eval()
     p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     device = p.device if p is not None else torch.device("cpu")
-    total, count = 0.0, 0
+    total = torch.zeros(len(x), dtype=torch.float64)
     try:
-        for _ in range(repeats):
-            for i in range(0, len(x), batch_size):
-                # the one bits/dim of the course (flowlib.images): scaling by 1/17 and noise width both accounted for
-                bpd = images.bits_per_dim(model, x[i:i + batch_size].to(device), LEVELS, generator=g,
-                                          noise_width=noise_width, scale=1.0 / LEVELS)
-                total += float(bpd.sum())
-                count += len(bpd)
+        with torch.no_grad():
+            for _ in range(repeats):
+                for i in range(0, len(x), batch_size):
+                    # the one bits/dim of the course (flowlib.images): scaling by 1/17 and noise width both counted
+                    bpd = images.bits_per_dim(model, x[i:i + batch_size].to(device), LEVELS, generator=g,
+                                              noise_width=noise_width, scale=1.0 / LEVELS)
+                    total[i:i + batch_size] += bpd.double().cpu()
     finally:
         if was_training:
             model.train()
-    return total / count
+    return total / repeats
 
 
 def uniform_bits_per_dim() -> float:
