@@ -61,11 +61,9 @@ from flowlib.memory import MemorySavingCompose, leaf_steps, saved_bytes, set_mem
 from flowlib_teaching.plot2d import density_on_grid
 from flowlib.bijections.transformer import TransformerAutoregressive, transformer_flow
 
+device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: smaller models, fewer steps, same code
-fl.seed_everything(0)
-torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread is faster
 T0 = time.perf_counter()
-print("fast mode" if FAST else "normal mode", "| torch", torch.__version__)
 
 ROOT = pathlib.Path(fl.__file__).resolve().parents[1]  # the course's checkout (benchmark results)
 
