@@ -162,6 +162,25 @@ def test_sphinx_project_and_guide_are_in_the_repository():
         assert lesson.stem[:2] in guide, f"the lecturer's guide does not mention lesson {lesson.stem[:2]}"
 
 
+def test_guide_names_only_misconceptions_the_checkers_know():
+    """Every `name` in a lecture plan's misconception paragraphs is a diagnosis its lesson's checkers can return, and
+    every lesson with checkers has such a paragraph (a replaced exercise must not leave the guide naming old ones)."""
+    import re
+
+    guide = (ROOT / "docs" / "lecturer-guide.md").read_text()
+    plans = dict(re.findall(r"\n### Lecture \d+ — lesson (\d\d)(.*?)(?=\n### |\n## )", guide, re.S))
+    for path in sorted((ROOT / "flowlib_teaching" / "exercises").glob("lesson0*.py")):
+        n = path.stem[-2:]
+        assert n in plans, f"the lecturer's guide has no lecture plan for lesson {n}"
+        paragraphs = [p for p in plans[n].split("\n\n") if "Misconceptions the checkers name" in p
+                      or p.startswith("Misconceptions —")]
+        assert paragraphs, f"the plan for lesson {n} lists no misconceptions its checkers name"
+        source = path.read_text()
+        named = set(re.findall(r"`([a-z][a-z0-9_]*)`", "\n".join(paragraphs)))
+        unknown = sorted(x for x in named if f'"{x}"' not in source)
+        assert not unknown, f"lesson {n}: the guide names diagnoses its checkers never return: {unknown}"
+
+
 # ---- solution cells: they neither spoil nor overwrite ---------------------------------------------------------------
 def _solution_names(cell) -> list[str]:
     """Names a solution cell defines at top level (functions and assigned variables)."""
