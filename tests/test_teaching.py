@@ -176,7 +176,7 @@ def test_guide_names_only_misconceptions_the_checkers_know():
                       or p.startswith("Misconceptions —")]
         assert paragraphs, f"the plan for lesson {n} lists no misconceptions its checkers name"
         source = path.read_text()
-        named = set(re.findall(r"`([a-z][a-z0-9_]*)`", "\n".join(paragraphs)))
+        named = set(re.findall(r"`([a-z][A-Za-z0-9_]*)`", "\n".join(paragraphs)))
         unknown = sorted(x for x in named if f'"{x}"' not in source)
         assert not unknown, f"lesson {n}: the guide names diagnoses its checkers never return: {unknown}"
 
