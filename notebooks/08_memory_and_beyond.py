@@ -368,12 +368,13 @@ for s in scales:
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # What to take from it: while the steps are well conditioned, the rebuilt inputs stay within a few float32 roundings
 # of the stored ones and the gradient is as good as ordinary float32's. The error grows with depth and with how far
-# the steps are from volume-preserving and orthogonal — the same conditions that make a flow hard to invert at all.
-# In our normal-mode run (32 steps), the largest perturbation crossed that line: the walk back ended with an input
-# wrong by more than its own size, and the gradient's error (relative to float64) grew from a few 1e-6 to about 2e-3, while
-# ordinary float32 autograd, which never inverts, stayed near 1e-6. Practical guards: keep bounded scales
-# (Glow's `sigmoid(h + 2)`), watch the 1×1 convolution's log |s|, check `inverse(forward(x))` on a batch now and
-# then during training, and fall back to checkpointing (no drift, more memory) for the worst stages.
+# the steps are from volume-preserving and orthogonal — the same conditions that make a flow hard to invert at all. In
+# our normal-mode run (32 steps, `python -m benchmarks lesson_times 08`), the largest perturbation crossed that line:
+# walking back, the inverse overflowed float32 after 34 of the 97 layers, so the input could not be rebuilt at all and
+# backprop by the inverse had no gradient to give (`flowlib` stops with an error that names the step), while ordinary
+# float32 autograd, which never inverts, stayed near 1e-6 of float64. Practical guards: keep bounded scales (Glow's
+# `sigmoid(h + 2)`), watch the 1×1 convolution's log |s|, check `inverse(forward(x))` on a batch now and then during
+# training, and fall back to checkpointing (no drift, more memory) for the worst stages.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Where flows went next
