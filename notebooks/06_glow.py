@@ -70,7 +70,7 @@ RESULTS = pathlib.Path(fl.__file__).resolve().parents[1] / "data" / "results"
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The data, in the space where Glow's layers work
 #
-# Glow's layers see what lesson 05's pre-processing makes of a dequantized image: y = x + u, scaled to (α, 1 − α)
+# Glow's layers see what lesson 05's pre-processing makes of a dequantized image: y = x + u, scaled to (λ, 1 − λ)
 # and sent through a logit, then squeezed to 4 channels of 14×14. Here is a batch of that, with its statistics per
 # channel: every channel has a mean far from 0 and a spread far from 1 — a deep stack of freshly built layers would
 # start on badly scaled inputs.

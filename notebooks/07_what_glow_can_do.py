@@ -172,7 +172,8 @@ print(f"mean |z|: N(0, I) samples {float(eps.norm(dim=1).mean()):.2f}; test imag
 # (Kingma & Dhariwal 2018) reports that samples look best at T ≈ 0.7. The widget decodes the same 16 noise vectors
 # ε as f⁻¹(T·ε) for every T, and plots the samples' own log-density in bits/dim against the test set's. Colder
 # samples are *more likely* than any real image — high density, but not typical. (Scaling z by T is exactly
-# sampling from q^{1/T²} only for a volume-preserving flow; with affine couplings it is a heuristic.) A sample
+# sampling from q^{1/T²} only when the flow's log-det is the same constant for every input (lesson 05); with
+# affine couplings it is a heuristic.) A sample
 # can also fail outright: Glow's coupling contracts by sigmoid(h + 2) ∈ (0, 1) in the density direction, so its
 # inverse expands by 1/sigmoid(h + 2), without bound; a latent the model has not learned to handle can overflow
 # to infinity. The widget draws such samples blank and counts them — another reason to sample at T < 1.

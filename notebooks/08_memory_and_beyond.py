@@ -302,10 +302,14 @@ def reconstruction_drift(scale, steps=drift_steps, seed=0):
             acts.append(f(acts[-1])[0])  # what ordinary autograd would have stored
         y, errors = acts[-1], []
         for k in range(len(steps_list) - 1, -1, -1):
-            y = steps_list[k].inverse(y)[0]  # rebuilt from the output alone
+            try:
+                y = steps_list[k].inverse(y)[0]  # rebuilt from the output alone
+            except fl.FlowNumericalError:  # the inverse overflowed float32: nothing left to rebuild
+                errors.append(math.inf)
+                break
             errors.append(float((y - acts[k]).abs().max() / acts[k].abs().max()))
             if not math.isfinite(errors[-1]):
-                break  # the inverse overflowed: nothing left to rebuild
+                break
     return errors  # errors[j]: after j + 1 inverse steps
 
 
@@ -320,7 +324,11 @@ plt.title(f"float32 reconstruction drift ({drift_steps} Glow steps = {len(drifts
 plt.legend(fontsize=8)
 plt.show()
 for s in scales:
-    print(f"perturbation {s}: relative error after the whole walk back {drifts[s][-1]:.1e}")
+    if math.isfinite(drifts[s][-1]):
+        print(f"perturbation {s}: relative error after the whole walk back {drifts[s][-1]:.1e}")
+    else:  # the curve stops where the inverse overflowed
+        print(f"perturbation {s}: the inverse overflowed float32 after {len(drifts[s])} of {len(drifts[0.0])} "
+              f"steps back: the input cannot be rebuilt at all")
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}

@@ -21,10 +21,11 @@ from .conftest import ROOT, JupyterLabServer
 
 LESSON_01 = "01_change_of_variables.ipynb"
 LESSON_05 = "05_flows_for_images.ipynb"
+LESSON_06 = "06_glow.ipynb"
 LESSON_07 = "07_what_glow_can_do.ipynb"
 LESSON_08 = "08_memory_and_beyond.ipynb"
-LESSONS = [LESSON_01, LESSON_05, LESSON_07, LESSON_08]
-RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_07: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
+LESSONS = [LESSON_01, LESSON_05, LESSON_06, LESSON_07, LESSON_08]
+RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_06: 300, LESSON_07: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
 
 # What the page's notebook is doing, read from JupyterLab's own model (the app is exposed to the page):
 # the kernel's status, code cells in all and executed, cells still queued or running ("[*]"), and error outputs.
@@ -166,6 +167,13 @@ def test_lesson_05_runs_without_errors(lab, page, artifacts):
     run_all_cells(page, lab, LESSON_05, artifacts, RUN_TIMEOUT[LESSON_05])
     images = page.locator(".jp-OutputArea-output img")
     assert images.count() >= 4, "lesson 05 should show its figures"
+    lab.shutdown_kernels()
+
+
+def test_lesson_06_runs_without_errors(lab, page, artifacts):
+    run_all_cells(page, lab, LESSON_06, artifacts, RUN_TIMEOUT[LESSON_06])
+    images = page.locator(".jp-OutputArea-output img")
+    assert images.count() >= 4, "lesson 06 should show its figures (the 1x1 Jacobian, LU cost, ablation, training curves)"
     lab.shutdown_kernels()
 
 
