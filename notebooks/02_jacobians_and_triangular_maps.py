@@ -221,7 +221,7 @@ ax.legend()
 plt.show()
 
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # For small D both are dominated by fixed overheads (calling into PyTorch). Two different things grow with D:
 #
 # - the **work**: an LU factorisation of a general D x D matrix takes about (2/3)·D³ floating-point operations
@@ -237,7 +237,7 @@ plt.show()
 # Other programs sharing the CPU during the run add noise. In fast mode (`FLOWS_FAST=1`, D ≤ 256) the sizes are
 # too small to see the trend: the slopes printed then mean little.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 def loglog_slope(d, y):
     """Least-squares slope of log y against log d."""
     ld, ly = d.log() - d.log().mean(), y.log() - y.log().mean()
@@ -352,7 +352,7 @@ with torch.no_grad():
     plot2d.plot_samples(axes[0, 2], model.sample(3000), ((-4, 4), (-4, 4)), title="samples x = f⁻¹(z)")
 fig
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Check the formula against the samples: the density should integrate to 1, and log q at each sample, computed from
 # the data side (log p(f(x)) + log|det ∂f/∂x|), should match the same number computed a second way, from the latent
 # side while sampling (log p(z) − log|det ∂x/∂z|). We print the largest per-sample difference (so the means agree

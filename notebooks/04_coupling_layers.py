@@ -126,7 +126,7 @@ FAST = fl.fast_mode()  # FLOWS_FAST=1: tiny budgets, so that the notebook can be
 # Try: additive with t₁ ≠ 0 bends the density without changing any density *value* it takes; affine with
 # s₁ ≠ 0 makes one side denser than the other.
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 coupling_widget = coupling_layer()
 coupling_widget
 
@@ -478,7 +478,8 @@ for r in rows:
 # - the **8 Gaussians** are not ruled out: each blob is a small isotropic Gaussian of the same weight, so
 #   −log p_data(X) is distributed exactly like −log p(Z) plus a constant. A volume-preserving map that cut the
 #   base into eight pieces and moved them would fit it.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The cell below measures these spreads. The additive model's gap on the 8 Gaussians is therefore geometric: a
 # shift of one coordinate given the other only slides mass along lines, and cutting and moving eight pieces that
 # way takes many layers. An affine coupling can also stretch and squeeze differently in different places, which

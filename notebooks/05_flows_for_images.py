@@ -275,7 +275,7 @@ squeeze_widget
 # masks cycle through checkerboard, the other checkerboard, first half of the channels, second half. Its shapes
 # (the kept half, 2×14×14, is what level 2 squeezes into 8×7×7):
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 model_shape = multiscale_realnvp_flow(**CONFIGS["realnvp-fmnist"]["model"])
 draw_multiscale(model_shape)
 plt.show()

@@ -252,3 +252,26 @@ def test_ddp_with_invertible_backprop_matches_one_process(tmp_path):
     (-single.log_prob(_pixels(8)).mean()).backward()
     for n, p in single.named_parameters():
         assert torch.allclose(ddp_grads[n], p.grad, rtol=1e-8, atol=1e-10), n
+
+
+def test_an_inverse_that_overflows_in_backward_is_named_with_a_way_out():
+    """Backprop by the inverse rebuilds each step's input from its output. Where that overflows (an ill-conditioned
+    step in float32), the backward pass stops naming the step and the alternatives, instead of failing in a later
+    layer on values it never made."""
+    from flowlib import Affine, FlowNumericalError
+
+    class OverflowingInverse(Affine):  # a planted bug: the inverse loses everything to inf
+        def _inverse(self, z):
+            x, logdet = super()._inverse(z)
+            return x * float("inf"), logdet
+
+    steps = [Affine(2.0, 0.5, learnable=True), OverflowingInverse(3.0, learnable=True), Affine(0.5, learnable=True)]
+    stack = MemorySavingCompose(*steps, strategy="invertible")
+    x = torch.randn(4, 3)
+    z, logdet = stack(x)
+    with pytest.raises(FlowNumericalError, match=r"step 2 of 3 \(OverflowingInverse\).*memory='checkpoint'"):
+        (z.pow(2).sum() - logdet.sum()).backward()
+    ordinary = MemorySavingCompose(*steps, strategy=None)  # storing the activations needs no inverse: it works
+    z, logdet = ordinary(x)
+    (z.pow(2).sum() - logdet.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in ordinary.parameters())

@@ -98,7 +98,7 @@ def test_course_script_rejects_unknown_commands():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_and_its_text_twin_are_in_sync(path):
     # Each lesson's source is reviewable as text: notebooks/NAME.py (jupytext py:percent) holds the same cells as
-    # notebooks/NAME.ipynb (the file nbval executes).
+    # notebooks/NAME.ipynb (the file the tests execute).
     jupytext = pytest.importorskip("jupytext")
     twin = path.with_suffix(".py")
     fix = f"regenerate it with: jupytext --to py:percent {path.relative_to(ROOT)}"

@@ -61,7 +61,7 @@ def _lower_triangular_batch(seed: int = 0) -> torch.Tensor:
 @checker("Exercise 02.3 — log|det J| of a triangular Jacobian",
           "write triangular_logdet(J) for a batch J of shape (B, D, D) and run the cell again.")
 def check_triangular_logdet(fn: Callable) -> str:
-    """Exercise 02.2: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
+    """Exercise 02.3: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
     from the diagonal only."""
     J = _lower_triangular_batch()
     out = numbers(call(fn, J.clone()), "your result")
