@@ -38,9 +38,7 @@
 #
 # **Prerequisites.** Lessons 04 (coupling layers) and 05 (dequantization, bits/dim, squeeze, multi-scale).
 #
-# **Estimated time.** 60–75 minutes (the shipped checkpoint stands in for hours of training). Running all cells in
-# normal mode takes about 1.5 minutes (89 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our
-# shared 2-core CPU, one thread, load average 2–7).
+# **Estimated time.** 60–75 minutes; running all cells takes 1.5 minutes (the checkpoint stands in for hours of training).
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
