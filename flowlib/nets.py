@@ -17,17 +17,10 @@ from torch import Tensor, nn
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 
 
-def activation_of(name: str, inplace: bool = False) -> nn.Module:
-    """A fresh activation module from its name: the one table of activations of every network in flowlib.
-
-    ``inplace=True`` lets ReLU and leaky ReLU overwrite their input instead of allocating a new tensor (the same
-    numbers; the others have no in-place form and ignore it). Only safe where nothing else needs that input, e.g.
-    right after a convolution, whose backward needs the convolution's input, not its output.
-    """
+def activation_of(name: str) -> nn.Module:
+    """A fresh activation module from its name: the one table of activations of every network in flowlib."""
     if name not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}.")
-    if inplace and name in ("relu", "leaky_relu"):
-        return _ACTIVATIONS[name](inplace=True)
     return _ACTIVATIONS[name]()
 
 
@@ -105,16 +98,16 @@ class ConvNet(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.unfold_thin = unfold_thin
         last = nn.Conv2d(hidden, out_channels, 3, padding=1)
-        # in place: each activation overwrites the output of the convolution before it, which nothing else reads
-        # (saves allocating and writing one (B, hidden, H, W) tensor per activation; measured in benchmarks/README.md)
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, padding=1), activation_of(activation, inplace=True),
-            nn.Conv2d(hidden, hidden, 1), activation_of(activation, inplace=True),
+            nn.Conv2d(in_channels, hidden, 3, padding=1), activation_of(activation),
+            nn.Conv2d(hidden, hidden, 1), activation_of(activation),
             _zero(last) if zero_last else last,
         )
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C_in, H, W) -> (B, C_out, H, W)
         first, act0, middle, act1, last = self.net
+        # the unfolded forms only where they were measured faster: on the CPU, in the model's own precision (under
+        # autocast, nn.Conv2d's own casting applies); on a GPU cuDNN handles thin convolutions well
         if not (self.unfold_thin and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")):
             return self.net(x)
         h = act0(conv3x3_unfolded(x, first) if first.in_channels <= 2 else first(x))
