@@ -13,14 +13,14 @@ seed, one after the other, then evaluated on the same fresh held-out samples x ~
     floor = -mean log p(x)                    (exact log-density, same samples: the Monte Carlo entropy H(p))
     gap  = NLL - floor = mean [log p(x) - log q(x)]  ~  KL(p || q) >= 0
 
-The gap is a paired difference, so its standard error is far smaller than that of either NLL.
+The gap is a paired difference, so its standard error is far smaller than that of either NLL. Training and
+evaluation are the course's 2D recipe, ``flowlib.training.toy2d`` (the lessons' own).
 Target: gap <= 0.05 nats on moons, circles and 8gaussians for ours_spline; every row prints the same target and
 whether it meets it, for comparison. The checkerboard's gap is reported (no target).
 """
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 from .harness import benchmark, report, set_threads
@@ -28,30 +28,6 @@ from .harness import benchmark, report, set_threads
 TARGET_GAP = 0.05
 DEFAULT_DATASETS = ("moons", "circles", "8gaussians", "checkerboard")
 MODELS = ("ours_spline", "ours_maf", "zuko_maf", "zuko_nsf")
-
-
-def _train(model, params, sampler, steps: int, lr: float, batch: int, seed: int) -> float:
-    import torch
-
-    from flowlib.training import fit
-
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 50)
-    hist = fit(model, sampler, steps=steps, optimizer=opt, batch_size=batch, progress=False, seed=seed,
-               clip_grad=10.0, callbacks=[lambda *a: sched.step()])
-    return hist.seconds
-
-
-def _evaluate(model, ds, n: int, seed: int) -> dict:
-    import torch
-
-    x = ds.sample(n, seed=seed)
-    with torch.no_grad():
-        lq = torch.cat([model.log_prob(c).double() for c in x.split(10_000)])
-    lp = ds.log_prob(x.double())
-    diff = lp - lq
-    return {"nll": float(-lq.mean()), "nll_stderr": float(lq.std() / math.sqrt(n)), "floor": float(-lp.mean()),
-            "gap": float(diff.mean()), "gap_stderr": float(diff.std() / math.sqrt(n))}
 
 
 def _zuko_model(kind: str, layers: int, hidden: int, bins: int):
@@ -102,6 +78,7 @@ def nll_gap(args: list[str]) -> None:
     from flowlib.data import toy2d
     from flowlib.builders import maf
     from flowlib.builders import spline_maf
+    from flowlib.training.toy2d import evaluate_2d, train_2d
 
     hidden = (opts.hidden, opts.hidden)
     builders = {
@@ -124,10 +101,9 @@ def nll_gap(args: list[str]) -> None:
             torch.manual_seed(opts.seed)
             model = build()
             t0 = time.perf_counter()
-            seconds = _train(model, list(model.parameters()), ds.sampler(seed=opts.seed + i), opts.steps, opts.lr,
-                             opts.batch, opts.seed)
-            model.eval()
-            ev = _evaluate(model, ds, opts.test_n, seed=10_000 + i)
+            seconds = train_2d(model, ds, opts.steps, lr=opts.lr, batch_size=opts.batch, seed=opts.seed + i,
+                               progress=False).seconds
+            ev = evaluate_2d(model, ds, ds.sample(opts.test_n, seed=10_000 + i))
             n_params = sum(q.numel() for q in model.parameters())
             common = dict(dataset=name, model=label, train_seconds=round(seconds, 1), params=n_params, **shape,
                           **config)

@@ -15,6 +15,7 @@ def _cases(lesson07_model: str | None):
     import torch
 
     import flowlib as fl
+    from flowlib.baselines import PixelHistogram
     from flowlib.builders import make_realnvp, maf
     from flowlib.data import fashion_mnist
     from flowlib.training.images import load_pretrained_model
@@ -27,15 +28,8 @@ def _cases(lesson07_model: str | None):
     shipped, _ = load_pretrained_model("realnvp-fmnist")
     test = fashion_mnist.load("test")[0][:200]
 
-    class Histogram(torch.nn.Module):  # lesson 05's independent-pixel model, for the noise-width widget
-        def __init__(self, w):
-            super().__init__()
-            counts = torch.bincount(test.reshape(-1), minlength=256).double() + 1e-3
-            self.log_freq, self.w = torch.log(counts / counts.sum()), w
-
-        def log_prob(self, y):
-            k = torch.floor(y).long().clamp(0, 255)
-            return (self.log_freq[k] - torch.log(torch.tensor(self.w))).reshape(len(y), -1).sum(1)
+    # lesson 05's independent-pixel model (one histogram for every pixel), for the noise-width widget
+    histogram = PixelHistogram(PixelHistogram.counts(test, 256, per_position=False), alpha=1e-3)
 
     cases = [
         ("lesson01_affine", change_of_variables(map_name="affine"), "b", lambda i: -2.0 + 0.4 * (i % 10), TARGET_MS),
@@ -46,7 +40,7 @@ def _cases(lesson07_model: str | None):
         ("lesson04_coupling_layer", widgets_coupling.coupling_layer(), "s0", lambda i: -1.0 + 0.1 * (i % 20), TARGET_MS),
         ("lesson04_realnvp_stepper", widgets_coupling.realnvp_stepper(realnvp), "k", lambda i: i % 10, TARGET_MS),
         ("lesson05_temperature", widgets_images.temperature_samples(shipped), "T", lambda i: 0.3 + 0.05 * (i % 15), TARGET_MS),
-        ("lesson05_noise_width", widgets_images.dequantization_width(test, Histogram), "w",
+        ("lesson05_noise_width", widgets_images.dequantization_width(test, histogram.with_width), "w",
          lambda i: 0.1 + 0.05 * (i % 18), TARGET_MS),
         ("lesson05_squeeze", widgets_images.squeeze_explorer(), "h", lambda i: i % 4, TARGET_MS),
     ]

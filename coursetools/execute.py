@@ -86,7 +86,7 @@ def _with_outputs(nb: nbformat.NotebookNode, executed: nbformat.NotebookNode) ->
 
 
 def _write(nb: nbformat.NotebookNode, target: pathlib.Path) -> None:
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
     nbformat.write(nb, tmp)
     os.replace(tmp, target)
 
@@ -115,11 +115,30 @@ def executed_lessons(lessons: list[pathlib.Path], cache: pathlib.Path, fast: boo
         t0 = time.perf_counter()
         execute(nb, path.parent, fast)
         seconds = time.perf_counter() - t0
-        nb.metadata["flows_executed"] = {"key": key, "fast": fast, "seconds": round(seconds, 1)}
-        _write(nb, target)
+        out.append(store_executed(path, nb, cache.parent, fast, seconds))
         log(f"  {path.name}: executed in {seconds:.0f} s")
-        out.append(target)
     return out
+
+
+def store_executed(lesson: pathlib.Path, executed: nbformat.NotebookNode, cache: pathlib.Path, fast: bool,
+                   seconds: float) -> pathlib.Path:
+    """Keep ``executed`` (``lesson`` run top to bottom: its cells in order, with outputs) as the cached copy of
+    ``lesson`` in ``cache``'s slot for the mode, where ``executed_lessons`` finds it; returns its path.
+
+    The lesson tests (tests/test_lessons.py) run each lesson once and store it here, so that the slide checks and
+    ``./course slides --fast`` reuse that run instead of executing the lesson again."""
+    nb = nbformat.read(lesson, as_version=4)
+    ran = [c for c in executed.cells if c.cell_type == "code"]
+    if [c.source for c in ran] != [c.source for c in nb.cells if c.cell_type == "code"]:
+        raise ValueError(f"{lesson.name}: the executed notebook does not hold the lesson's code cells in order")
+    nb = _with_outputs(nb, executed)
+    nb.metadata["flows_executed"] = {"key": code_key(nb, _source_digest(), fast), "fast": fast,
+                                     "seconds": round(seconds, 1)}
+    slot = mode_dir(cache, fast)
+    slot.mkdir(parents=True, exist_ok=True)
+    target = slot / lesson.name
+    _write(nb, target)
+    return target
 
 
 def cell_seconds(cell) -> float | None:

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
-from flowlib.core import Compose, Flow
+from flowlib.core import Compose, Flow, FlowInputError, FlowNumericalError
 
 STRATEGIES = ("invertible", "checkpoint", None)
 
@@ -120,6 +120,15 @@ def _register_defaults() -> None:
 _register_defaults()
 
 
+def _unrebuildable(step: Flow, k: int, n: int, dtype) -> FlowNumericalError:
+    return FlowNumericalError(
+        f"backprop by the inverse (memory='invertible'): rebuilding the input of step {k + 1} of {n} "
+        f"({type(step).__name__}) from its output overflowed {dtype} (non-finite values), so its gradient cannot be "
+        f"computed. The step is too ill-conditioned to invert in this precision (e.g. a coupling with large scales). "
+        f"Use memory='checkpoint' (it stores each segment's input instead of rebuilding it), compute in float64, or "
+        f"keep the weights tamer (warm-up, a lower learning rate).")
+
+
 class _InvertibleStack(torch.autograd.Function):
     """forward: run every step without a graph, keep only the output. backward: walk back step by step."""
 
@@ -144,8 +153,16 @@ class _InvertibleStack(torch.autograd.Function):
         grad_ld = y.new_zeros(y.shape[0]) if grad_logdet is None else grad_logdet
         position = {id(p): i for i, p in enumerate(ctx.params)}
         grads: list[Tensor | None] = [None] * len(ctx.params)
-        for step in reversed(ctx.steps):
-            x, y_again, logdet = _recompute(step, y.detach())
+        for k in range(len(ctx.steps) - 1, -1, -1):
+            step = ctx.steps[k]
+            try:
+                x, y_again, logdet = _recompute(step, y.detach())
+                rebuilt = torch.cat([v.detach() for v in x], 1) if isinstance(x, tuple) else x.detach()
+                finite = bool(torch.isfinite(rebuilt).all())
+            except (FlowInputError, FlowNumericalError) as e:  # an inverse met or made a non-finite value
+                raise _unrebuildable(step, k, len(ctx.steps), y.dtype) from e
+            if not finite:
+                raise _unrebuildable(step, k, len(ctx.steps), y.dtype)
             own = [p for p in step.parameters() if p.requires_grad and id(p) in position]
             if isinstance(x, tuple):  # the coupling's split: (x_a, x_b), with y_a = x_a passed straight through
                 x_a, x_b = x
@@ -219,3 +236,27 @@ def set_memory_strategy(module: nn.Module, strategy: str | None) -> int:
     for m in found:
         m.strategy = strategy
     return len(found)
+
+
+def saved_bytes(model: nn.Module, x: Tensor) -> int:
+    """The bytes autograd stores for the backward pass of one training loss ``-model.log_prob(x).mean()``.
+
+    Every tensor autograd saves while the loss is computed passes through a saved-tensor hook
+    (``torch.autograd.graph.saved_tensors_hooks``) that adds up ``numel * element_size``; then the loss is
+    backpropagated (so the stored graph is used and freed, and ``model``'s parameters receive gradients, which
+    accumulate like in any training step). A tensor saved by two operations is counted twice, and parameters that an
+    operation keeps count too: the number is what the graph holds on to, an upper bound on the extra memory it
+    takes. Activations that a strategy recomputes in the backward pass (gradient checkpointing, backprop by the
+    inverse) are made after the hook is gone and are not counted: they are never held across the whole step.
+    """
+    total = 0
+
+    def pack(t: Tensor) -> Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = -model.log_prob(x).mean()
+    loss.backward()
+    return total

@@ -9,11 +9,11 @@ Everything is seeded, so a lesson, a test and a benchmark see the same images.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .data.digits import load_digits_arrays
 from .images import check_pixels
 
 SETS = ("Fashion-MNIST test", "digits 28x28", "uniform noise", "constant", "flipped upside down", "inverted")
@@ -21,9 +21,7 @@ SETS = ("Fashion-MNIST test", "digits 28x28", "uniform noise", "constant", "flip
 
 def digits_28x28() -> Tensor:
     """All 1,797 scikit-learn digits as (1797, 1, 28, 28) uint8 images, ink bright on a dark background."""
-    from sklearn.datasets import load_digits
-
-    x = torch.as_tensor(np.asarray(load_digits().data), dtype=torch.float32).reshape(-1, 1, 8, 8) * (255.0 / 16.0)
+    x = torch.as_tensor(load_digits_arrays()[0], dtype=torch.float32).reshape(-1, 1, 8, 8) * (255.0 / 16.0)
     x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
     x = F.pad(x, (4, 4, 4, 4))
     return x.round().clamp(0, 255).to(torch.uint8)

@@ -1,6 +1,6 @@
 """What the lessons run: measured costs (a general determinant vs a triangular one, the density vs sampling
-directions of autoregressive flows; lessons 02-03), couplings compared on 2D data and the digits recipes (lesson
-04), and the 2D train-and-evaluate recipe (lessons 03-04). Each function returns plain numbers (median seconds), so a lesson can plot them
+directions of autoregressive flows; lessons 02-03), couplings compared on 2D data (with the 2D train-and-evaluate
+recipe of ``flowlib.training.toy2d``) and the digits recipes (lesson 04). Each function returns plain numbers (median seconds), so a lesson can plot them
 and a test can check their trend; nothing here is a claim that is not measured on the learner's own machine.
 """
 from __future__ import annotations
@@ -9,8 +9,6 @@ import statistics
 import time
 from typing import Callable, Sequence
 
-import math
-
 import torch
 
 from flowlib.builders import conv_realnvp, make_realnvp
@@ -18,6 +16,7 @@ from flowlib.data import digits, toy2d
 from flowlib.distributions import StandardNormal
 from flowlib.models import FlowModel
 from flowlib.training import KeepBest, fit
+from flowlib.training.toy2d import evaluate_2d, train_2d
 
 __all__ = ["timings", "median_seconds", "determinant_costs", "direction_costs", "compare_couplings",
            "train_realnvp", "train_conv_realnvp"]
@@ -91,8 +90,8 @@ def compare_couplings(data: str = "checkerboard", steps: int = 4000, num_couplin
     """Train one RealNVP per coupling kind on the same 2D density with the same budget; held-out NLLs.
 
     Everything but the coupling is shared: the architecture, the seed of the initial weights, the stream of training
-    batches (fresh samples from ``flowlib.data.toy2d``), Adam with a cosine-annealed learning rate, the number of steps
-    and the held-out set. Returns one row per coupling: held-out NLL (nats) with its standard error, the data's
+    batches (fresh samples from ``flowlib.data.toy2d``), Adam with a learning rate annealed to 0 along a cosine, the
+    number of steps and the held-out set (``flowlib.training.toy2d``). Returns one row per coupling: held-out NLL (nats) with its standard error, the data's
     floor (its entropy, the lowest NLL any model can reach), the gap to it, parameters and seconds.
     """
     ds = toy2d.get(data)
@@ -102,14 +101,10 @@ def compare_couplings(data: str = "checkerboard", steps: int = 4000, num_couplin
     for kind in couplings:
         torch.manual_seed(seed)
         model = FlowModel(make_realnvp(2, num_couplings, hidden, layers, coupling=kind), StandardNormal(2))
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        hist = fit(model, ds.sampler(seed=seed), steps, batch_size=batch_size, optimizer=opt,
-                   scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps), progress=progress, seed=seed)
-        with torch.no_grad():
-            nll = -model.log_prob(test).double()
-        rows.append({"coupling": kind, "data": data, "test_nll": float(nll.mean()),
-                     "stderr": float(nll.std() / math.sqrt(len(nll))), "floor": floor,
-                     "gap": float(nll.mean()) - floor, "steps": steps, "seconds": hist.seconds,
+        hist = train_2d(model, ds, steps, lr=lr, batch_size=batch_size, seed=seed, final_lr=0.0, progress=progress)
+        ev = evaluate_2d(model, ds, test)
+        rows.append({"coupling": kind, "data": data, "test_nll": ev["nll"], "stderr": ev["nll_stderr"], "floor": floor,
+                     "gap": ev["nll"] - floor, "steps": steps, "seconds": hist.seconds,
                      "params": sum(p.numel() for p in model.parameters()), "model": model})
     return rows
 

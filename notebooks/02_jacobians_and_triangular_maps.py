@@ -221,7 +221,7 @@ ax.legend()
 plt.show()
 
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # For small D both are dominated by fixed overheads (calling into PyTorch). Two different things grow with D:
 #
 # - the **work**: an LU factorisation of a general D x D matrix takes about (2/3)·D³ floating-point operations
@@ -237,7 +237,7 @@ plt.show()
 # Other programs sharing the CPU during the run add noise. In fast mode (`FLOWS_FAST=1`, D ≤ 256) the sizes are
 # too small to see the trend: the slopes printed then mean little.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 def loglog_slope(d, y):
     """Least-squares slope of log y against log d."""
     ld, ly = d.log() - d.log().mean(), y.log() - y.log().mean()
@@ -352,7 +352,7 @@ with torch.no_grad():
     plot2d.plot_samples(axes[0, 2], model.sample(3000), ((-4, 4), (-4, 4)), title="samples x = f⁻¹(z)")
 fig
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Check the formula against the samples: the density should integrate to 1, and log q at each sample, computed from
 # the data side (log p(f(x)) + log|det ∂f/∂x|), should match the same number computed a second way, from the latent
 # side while sampling (log p(z) − log|det ∂x/∂z|). We print the largest per-sample difference (so the means agree
@@ -425,18 +425,16 @@ print((paths > 0).int()[o][:, o].numpy())
 # order reversed between them, is lesson 03.
 
 # %%
-from flowlib.training import fit
+from flowlib.training.toy2d import evaluate_2d, train_2d
 
 moons = toy2d.get("moons")
 flowlib.seed_everything(0)
 one_layer = flowlib.FlowModel(MAF(2, hidden=(64, 64)), flowlib.StandardNormal(2))
-hist = fit(one_layer, moons.sampler(seed=0), steps=flowlib.pick(600, 60), lr=3e-3, batch_size=256)
+hist = train_2d(one_layer, moons, steps=flowlib.pick(600, 60), lr=3e-3, batch_size=256)  # Adam, cosine-lowered lr
 test = moons.sample(20_000, seed=1)
-with torch.no_grad():
-    nll = float(-one_layer.log_prob(test).mean())
-floor = toy2d.entropy("moons", n=20_000)
-print(f"one MAF layer: held-out NLL {nll:.3f} nats; the floor (entropy of the moons) is "
-      f"{floor.value:.3f} ± {floor.stderr:.3f} nats")
+r = evaluate_2d(one_layer, moons, test)  # -mean log q on the held-out samples, and -mean log p (the floor)
+print(f"one MAF layer: held-out NLL {r['nll']:.3f} nats; the floor (entropy of the moons) is "
+      f"{r['floor']:.3f} ± {r['floor_stderr']:.3f} nats")
 fig, axes = plot2d.new_figure(3, size=3.3)
 plot2d.plot_samples(axes[0, 0], test, moons.bounds, title="data: two moons", color="0.4")
 P_data = plot2d.plot_density(axes[0, 2], moons.log_prob, moons.bounds, title="true density p_data(x)")

@@ -56,6 +56,7 @@ from flowlib import testing as T
 from flowlib.builders import maf
 from flowlib.builders import spline_maf
 from flowlib.training import fit
+from flowlib.training.toy2d import evaluate_2d, train_2d
 
 device = flowlib.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = flowlib.fast_mode()
@@ -169,8 +170,8 @@ ex.check_kl_gap(kl_answer, strict=True)
 # densities are `toy2d`'s `"moons"`, `"circles"` (two concentric rings; `toy2d` also has a different
 # `"rings"` density, not used here), `"8gaussians"` and `"checkerboard"`. Data: fresh
 # samples every step from the seeded samplers (so there is no overfitting to watch for, and held-out samples are
-# fresh too). `fit` minimises the NLL with Adam; a callback lowers the learning rate along a cosine. Each run takes
-# well under a minute in normal mode.
+# fresh too). `fit` minimises the NLL with Adam and lowers the learning rate along a cosine (the course's 2D recipe,
+# `flowlib.training.toy2d`, used again in lesson 04). Each run takes well under a minute in normal mode.
 
 # %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 STEPS = flowlib.pick(1000, 40)
@@ -189,22 +190,13 @@ def make_model(kind="maf"):
 def train(name, kind="maf", steps=STEPS, seed=0):
     flowlib.seed_everything(seed)
     model = make_model(kind)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=4e-5)
-    hist = fit(model, toy2d.get(name).sampler(seed=seed), steps=steps, optimizer=opt, batch_size=512,
-               callbacks=[lambda *args: sched.step()])
-    model.eval()
-    return model, hist
+    # Adam at lr 2e-3 lowered along a cosine to 4e-5, batches of 512 fresh samples (flowlib.training.toy2d)
+    return model, train_2d(model, name, steps, lr=2e-3, batch_size=512, seed=seed)
 
 
 def evaluate(model, name, n=N_TEST):
-    ds = toy2d.get(name)
-    x = ds.sample(n, seed=123)
-    with torch.no_grad():
-        log_q = model.log_prob(x).double()
-    log_p = ds.log_prob(x).double()
-    return {"nll": float(-log_q.mean()), "floor": float(-log_p.mean()), "floor_stderr": float(log_p.std() / n**0.5),
-            "gap": float((log_p - log_q).mean()), "gap_stderr": float((log_p - log_q).std() / n**0.5)}
+    # on n fresh held-out samples: NLL = -mean log q, floor = -mean log p, gap = mean (log p - log q) = KL
+    return evaluate_2d(model, name, toy2d.get(name).sample(n, seed=123))
 
 
 models, results, hists = {}, {}, {}
@@ -462,10 +454,7 @@ from flowlib.baselines import GaussianVAE
 
 flowlib.seed_everything(0)
 vae = GaussianVAE(dim=2, latent=2, hidden=64)
-opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
-sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS, eta_min=4e-5)
-vae_hist = fit(vae, toy2d.get("moons").sampler(seed=0), steps=STEPS, optimizer=opt, batch_size=512,
-               callbacks=[lambda *args: sched.step()])
+vae_hist = train_2d(vae, "moons", STEPS, lr=2e-3, batch_size=512, seed=0)  # the flows' recipe (section 3)
 x_test = toy2d.get("moons").sample(flowlib.pick(10_000, 2_000), seed=123)
 with torch.no_grad():
     flow_ll = float(models["moons"].log_prob(x_test).mean())

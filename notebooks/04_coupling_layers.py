@@ -34,7 +34,8 @@
 # **Prerequisites.** Lesson 01 (change of variables), lesson 02 (Jacobians, triangular maps), lesson 03
 # (composition and maximum likelihood). PyTorch basics.
 #
-# **Estimated time.** 90 minutes (about 1.5 minutes of computing in total on a laptop CPU).
+# **Estimated time.** 90 minutes. Running all cells in normal mode takes about 3.5 minutes of computing (218 s,
+# measured with `python -m benchmarks lesson_times` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–7).
 #
 # **Notation** (the course's): x data, z latent, f: x → z the flow (`forward`), log|det ∂f/∂x| its log-det.
 # Training *minimises* the negative log-likelihood E[−log q(x)].
@@ -63,7 +64,7 @@ from flowlib.bijections.masks import alternating_mask, channel_mask, checkerboar
 from flowlib.models import FlowModel
 from flowlib.builders import coupling_masks, make_realnvp
 from flowlib_teaching.experiments import compare_couplings
-from flowlib.training import fit
+from flowlib.training.toy2d import evaluate_2d, train_2d
 from flowlib_teaching.widgets.widgets_coupling import coupling_layer, realnvp_stepper
 
 device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
@@ -126,7 +127,7 @@ FAST = fl.fast_mode()  # FLOWS_FAST=1: tiny budgets, so that the notebook can be
 # Try: additive with t₁ ≠ 0 bends the density without changing any density *value* it takes; affine with
 # s₁ ≠ 0 makes one side denser than the other.
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 coupling_widget = coupling_layer()
 coupling_widget
 
@@ -391,9 +392,8 @@ models_mask = {}
 for kind in ("half", "same"):
     torch.manual_seed(0)
     models_mask[kind] = FlowModel(make_realnvp(2, 8, hidden=fl.pick(64, 32), masks=kind), StandardNormal(2))
-    h = fit(models_mask[kind], checker.sampler(seed=0), steps_2d, lr=2e-3, batch_size=256)  # (a progress bar)
-    with torch.no_grad():
-        nll = float(-models_mask[kind].log_prob(test_2d).mean())
+    h = train_2d(models_mask[kind], checker, steps_2d, lr=2e-3, batch_size=256)  # lessons 02-03's recipe
+    nll = evaluate_2d(models_mask[kind], checker, test_2d)["nll"]
     schedule = {"half": "(1, 0), (0, 1), ... flipped each layer", "same": "(1, 0) in every layer"}[kind]
     print(f"masks={kind!r:7} {schedule:40} held-out NLL {nll:.3f} nats (floor ln 32 = {math.log(32):.3f}), "
           f"{h.seconds:.1f} s")
@@ -479,7 +479,8 @@ for r in rows:
 # - the **8 Gaussians** are not ruled out: each blob is a small isotropic Gaussian of the same weight, so
 #   −log p_data(X) is distributed exactly like −log p(Z) plus a constant. A volume-preserving map that cut the
 #   base into eight pieces and moved them would fit it.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The cell below measures these spreads. The additive model's gap on the 8 Gaussians is therefore geometric: a
 # shift of one coordinate given the other only slides mass along lines, and cutting and moving eight pieces that
 # way takes many layers. An affine coupling can also stretch and squeeze differently in different places, which
@@ -685,31 +686,15 @@ def uncorrected_bpd(model, x, w, repeats=fl.pick(8, 2)):
 
 def corrected_bpd(model, x, w, repeats=fl.pick(8, 2)):
     """flowlib's bits/dim, 64 ln w included, per image (N,); the same noise draws as uncorrected_bpd."""
-    with torch.no_grad():
-        return images.bits_per_dim(model, x, levels=17, samples=repeats, generator=torch.Generator().manual_seed(0),
-                                   noise_width=w, scale=1 / 17)
+    return D.image_bits_per_dim(model, x, repeats=repeats, noise_width=w, seed=0)
 
 
-class CellHistogram(torch.nn.Module):
-    """The per-position histogram of section 6 (independent pixels, p[i, k] for level k at position i), with the
-    mass of each level spread evenly over the part of its cell that width-w noise occupies, y in [k/17, (k + w)/17):
-    density p[i, k] * 17 / w there, 0 elsewhere. It integrates to 1 for every w."""
-
-    def __init__(self, width):
-        super().__init__()
-        self.width = width
-
-    def log_prob(self, y):  # (B, 64) -> (B,)
-        v = 17 * y.double()
-        k = torch.floor(v + 1e-4).clamp(0, 16)  # (1e-4: y is float32, so 17 y can miss a cell edge by ~1e-6)
-        inside = v - k < self.width + 1e-4
-        log_q = baseline.log_p.gather(1, k.long().T).T + math.log(17 / self.width)  # log p[i, k_i] + log(17/w)
-        return torch.where(inside, log_q, -math.inf).sum(dim=1)
-
-
+# The per-position histogram of section 6 (independent pixels, p[i, k] for level k at position i), with the mass of
+# each level spread evenly over the part of its cell that width-w noise occupies, y in [k/17, (k + w)/17): density
+# p[i, k] * 17 / w there, 0 elsewhere. It integrates to 1 for every w: baseline.with_width(w).
 print(f"per-position histogram, {len(split.test)} test images  uncorrected   corrected   (bits/dim)")
 for w in (1.0, 0.5, 0.1):
-    hist = CellHistogram(w)
+    hist = baseline.with_width(w)
     print(f"  noise width w = {w:<4}                      {uncorrected_bpd(hist, split.test, w).mean():8.3f}"
           f"   {corrected_bpd(hist, split.test, w).mean():9.3f}")
 print(f"the RealNVP of section 6, honest (w = 1):        {test_bpd:8.3f}")

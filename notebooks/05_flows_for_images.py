@@ -31,7 +31,8 @@
 #
 # **Prerequisites.** Lessons 01–04 (change of variables, composing flows, coupling layers).
 #
-# **Estimated time.** 60–75 minutes (the shipped checkpoint stands in for an hour of training).
+# **Estimated time.** 60–75 minutes (the shipped checkpoint stands in for an hour of training). Running all cells in
+# normal mode takes about 3 minutes (188 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–7).
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
@@ -186,24 +187,15 @@ print(f"uniform model: {float(images.bits_per_dim(UniformOnPixels(), test_images
 # better, while it models the data exactly as well as before. The honest figure adds −log2(w) per dimension.
 
 # %%
-hist_freq = torch.bincount(train_images.reshape(-1), minlength=256).double() / train_images.numel()
+from flowlib.baselines import PixelHistogram
 
+# independent pixels, all distributed as the training histogram (one histogram for every position; the add-alpha
+# smoothing is negligible with 47 million training pixels). A density on y = x + w·u: freq(⌊y⌋) / w in each box.
+histogram = PixelHistogram(PixelHistogram.counts(train_images, 256, per_position=False), alpha=0.01)
 
-class PixelHistogram(torch.nn.Module):
-    """Independent pixels, each distributed as the training histogram; a density on y with noise width w."""
-
-    def __init__(self, width=1.0):
-        super().__init__()
-        self.width = width
-
-    def log_prob(self, y):
-        k = torch.floor(y).long().clamp(0, 255)
-        return (torch.log(hist_freq[k]) - math.log(self.width)).reshape(y.shape[0], -1).sum(1)
-
-
-honest = float(images.bits_per_dim(PixelHistogram(), test_images[:1000]).mean())
+honest = float(images.bits_per_dim(histogram, test_images[:1000]).mean())
 x_half = test_images[:1000].double() + 0.5 * torch.rand(test_images[:1000].shape, dtype=torch.float64)
-flattering = float((-PixelHistogram(0.5).log_prob(x_half) / (784 * math.log(2))).mean())
+flattering = float((-histogram.with_width(0.5).log_prob(x_half) / (784 * math.log(2))).mean())
 print(f"independent-pixel histogram, honest bound (noise width 1):      {honest:.3f} bits/dim")
 print(f"same model, noise width 0.5, no correction (the mistake):        {flattering:.3f} bits/dim")
 print(f"... corrected by -log2(0.5) = +1 bit/dim:                         {flattering + 1:.3f} bits/dim")
@@ -212,13 +204,13 @@ print(f"... corrected by -log2(0.5) = +1 bit/dim:                         {flatt
 # ### Move the noise width yourself
 #
 # Left: the values y = x + w·u of pixels at levels 0 to 3 — each level owns a box of width w, and 1 − w of
-# every unit cell stays empty. Right: the histogram model fitted to width-w noise (`PixelHistogram(w)`,
+# every unit cell stays empty. Right: the histogram model fitted to width-w noise (`histogram.with_width(w)`,
 # density freq/w inside each box), evaluated on test images both ways for w from 0.1 to 1: the uncorrected
 # number falls by log₂ w per dimension as w shrinks, the corrected one (flowlib's `bits_per_dim` with
 # `noise_width=w`) does not move, because the model is as good as before.
 
 # %% slideshow={"slide_type": "-"}
-noise_widget = dequantization_width(test_images[:fl.pick(200, 50)], PixelHistogram)
+noise_widget = dequantization_width(test_images[:fl.pick(200, 50)], histogram.with_width)
 noise_widget
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -284,7 +276,7 @@ squeeze_widget
 # masks cycle through checkerboard, the other checkerboard, first half of the channels, second half. Its shapes
 # (the kept half, 2×14×14, is what level 2 squeezes into 8×7×7):
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 model_shape = multiscale_realnvp_flow(**CONFIGS["realnvp-fmnist"]["model"])
 draw_multiscale(model_shape)
 plt.show()

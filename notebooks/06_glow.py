@@ -38,7 +38,9 @@
 #
 # **Prerequisites.** Lessons 04 (coupling layers) and 05 (dequantization, bits/dim, squeeze, multi-scale).
 #
-# **Estimated time.** 60–75 minutes (the shipped checkpoint stands in for hours of training).
+# **Estimated time.** 60–75 minutes (the shipped checkpoint stands in for hours of training). Running all cells in
+# normal mode takes about 1.5 minutes (89 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our
+# shared 2-core CPU, one thread, load average 2–7).
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
@@ -70,7 +72,7 @@ RESULTS = pathlib.Path(fl.__file__).resolve().parents[1] / "data" / "results"
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The data, in the space where Glow's layers work
 #
-# Glow's layers see what lesson 05's pre-processing makes of a dequantized image: y = x + u, scaled to (α, 1 − α)
+# Glow's layers see what lesson 05's pre-processing makes of a dequantized image: y = x + u, scaled to (λ, 1 − λ)
 # and sent through a logit, then squeezed to 4 channels of 14×14. Here is a batch of that, with its statistics per
 # channel: every channel has a mean far from 0 and a spread far from 1 — a deep stack of freshly built layers would
 # start on badly scaled inputs.
@@ -101,7 +103,7 @@ print("per-channel mean:", h.mean((0, 2, 3)).numpy().round(3), "| per-channel st
 # BatchNorm there are no batch statistics at training or test time: each image's density depends on that image
 # alone. Here is ActNorm written from the formula, then compared with `flowlib`'s:
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 class MyActNorm(fl.Flow):
     """z = x * exp(s) + b per channel; the first forward call sets s, b from the batch."""
 
@@ -255,7 +257,7 @@ print("LU and plain start as the same W:", torch.allclose(InvConv1x1(6, seed=3).
 # and the latent stays the one flat vector of lesson 05, so reconstruction stays exact. Fresh, both are what they
 # should be:
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 x4f = torch.randn(3, 4, 2, 2)
 for name, layer in [("additive GlowCoupling", GlowCoupling((4, 2, 2), hidden=8, kind="additive")),
                     ("SplitPrior", SplitPrior((4, 2, 2)))]:
@@ -521,7 +523,8 @@ for c in ([16, 128, 512] if not FAST else [16, 128]):
 # `flowlib`'s `InvConv1x1` computes `slogdet` in float64 whatever the model's dtype (`log_abs_det_weight`), the LU
 # form needs no determinant at all, and mixed-precision training keeps the log-dets out of half precision;
 # `tests/test_glow.py` compares both layers with `slogdet` in float64.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **(d) ActNorm initialised differently on each GPU.** Under data parallelism each process sees its own share of the
 # batch; if each initialises ActNorm from its share, the replicas start with different parameters. Two "processes"
 # simulated by two halves of one batch:

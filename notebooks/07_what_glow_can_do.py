@@ -25,7 +25,8 @@
 # - **an exact likelihood**: every image gets a number, log q(x), that can be compared across model families — a
 #   Fashion-MNIST bits/dim table under one stated convention — and that, surprisingly, does **not** tell whether an
 #   input looks like the training data.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Learning goals.** After this lesson you can
 # - encode an image into the full multi-scale latent, decode it back to float precision, and explain why re-drawing
 #   the factored-out levels breaks reconstruction;
@@ -41,7 +42,7 @@
 # comparison with a VAE helps for section 6.
 #
 # **Estimated time.** 60–80 minutes. Every model is a shipped checkpoint: nothing is trained here, and running all
-# cells takes a few minutes on a 2-core CPU (fast mode, `FLOWS_FAST=1`, uses fewer images).
+# cells in normal mode takes about 4 minutes (239 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–7; fast mode, `FLOWS_FAST=1`, uses fewer images).
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
@@ -171,7 +172,8 @@ print(f"mean |z|: N(0, I) samples {float(eps.norm(dim=1).mean()):.2f}; test imag
 # (Kingma & Dhariwal 2018) reports that samples look best at T ≈ 0.7. The widget decodes the same 16 noise vectors
 # ε as f⁻¹(T·ε) for every T, and plots the samples' own log-density in bits/dim against the test set's. Colder
 # samples are *more likely* than any real image — high density, but not typical. (Scaling z by T is exactly
-# sampling from q^{1/T²} only for a volume-preserving flow; with affine couplings it is a heuristic.) A sample
+# sampling from q^{1/T²} only when the flow's log-det is the same constant for every input (lesson 05); with
+# affine couplings it is a heuristic.) A sample
 # can also fail outright: Glow's coupling contracts by sigmoid(h + 2) ∈ (0, 1) in the density direction, so its
 # inverse expands by 1/sigmoid(h + 2), without bound; a latent the model has not learned to handle can overflow
 # to infinity. The widget draws such samples blank and counts them — another reason to sample at T < 1.
@@ -181,7 +183,7 @@ temp_widget = WL.temperature_grid(model, n=fl.pick(16, 9), reference_bpd=entry["
                                   temperatures=fl.pick(WL.DEFAULT_TEMPERATURES, (0.0, 0.5, 0.7, 1.0)))
 temp_widget
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 for t, b, bad in zip(temp_widget.temperatures, temp_widget.sample_bpd, temp_widget.overflowed):
     print(f"T = {t:.1f}: the samples' log q(y) = {b:.2f} bits/dim" + (f" ({bad} overflowed)" if bad else ""))
 print(f"test images (manifest): {entry['test_bpd']:.2f} bits/dim")
@@ -201,7 +203,7 @@ print(f"test images (manifest): {entry['test_bpd']:.2f} bits/dim")
 # Pick two images by class and index, press the button (it encodes both and decodes both paths in one batch),
 # then move t: the red box follows, the right panel shows |z| along each path.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 interp_widget = WL.interpolation(model, test_images, test_labels, "Sneaker", 0, "Ankle boot", 0)
 interp_widget
 
@@ -266,7 +268,7 @@ swap_widget
 # `python -m flowlib.training.bpd_table`, whose output and log are in `data/results/`; `python -m benchmarks fmnist_bpd_table`
 # recomputes every row from the shipped checkpoints and compares.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 table = bpd_table.load_table()
 print(f"{table['command']}\n{table['date']}, {table['machine']}, {table['test_images']:,} test images")
 display(Markdown(bpd_table.format_table(table["rows"])))
@@ -282,7 +284,7 @@ plt.xlabel("test bits/dim (lower is better; 8 = raw bytes)")
 plt.title("Fashion-MNIST, one convention, all 10,000 test images")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Reading the table. Independent pixels already beat the raw 8 bits by a wide margin (most pixels are background).
 # The small VAE, an MLP with a Gaussian decoder in the same logit space, does *worse* than independent pixels here,
 # even with the tighter importance-weighted bound: a Gaussian decoder has to cover each pixel's whole
@@ -290,7 +292,7 @@ plt.show()
 # still falling (the curve is in its manifest entry). The flows, which model the pixels' joint density exactly, are
 # the only models here well below independent pixels.
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# %% [markdown] slideshow={"slide_type": "-"}
 # Live check: the same code on the first test images (fewer in fast mode, so the numbers differ a little from the
 # table's 10,000-image means; the benchmark above recomputes the table exactly).
 

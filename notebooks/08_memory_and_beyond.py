@@ -34,8 +34,8 @@
 # **Prerequisites.** Lessons 03 (composition, maximum likelihood), 05 (multi-scale image flows) and 06 (Glow's
 # layers: ActNorm, the 1×1 convolution, the coupling).
 #
-# **Estimated time.** 60 minutes of reading and exercises. Running all cells in normal mode took 12 minutes of wall
-# time (98 s of CPU time) on our shared 2-core machine, most of it the two trainings of section 5; fast mode
+# **Estimated time.** 60 minutes of reading and exercises. Running all cells in normal mode takes about 5 minutes
+# (295 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–7), most of it the two trainings of section 5; fast mode
 # (`FLOWS_FAST=1`) takes about 17 s of CPU time. The full memory benchmark is not rerun here: its committed figures
 # are shown, with the command that reproduces them.
 
@@ -57,15 +57,13 @@ from flowlib.builders import glow, glow_flow
 from flowlib.bijections.continuous import ContinuousFlow, LinearVelocity, VelocityMLP, rk4, train_flow_matching
 import pathlib
 from flowlib_teaching.exercises.lesson08 import check_backward_step, check_conditioner_passes, check_linear_logdet
-from flowlib.memory import MemorySavingCompose, leaf_steps, set_memory_strategy
+from flowlib.memory import MemorySavingCompose, leaf_steps, saved_bytes, set_memory_strategy
 from flowlib_teaching.plot2d import density_on_grid
 from flowlib.bijections.transformer import TransformerAutoregressive, transformer_flow
 
+device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: smaller models, fewer steps, same code
-fl.seed_everything(0)
-torch.set_num_threads(1)  # small models on a shared 2-core machine: one thread is faster
 T0 = time.perf_counter()
-print("fast mode" if FAST else "normal mode", "| torch", torch.__version__)
 
 ROOT = pathlib.Path(fl.__file__).resolve().parents[1]  # the course's checkout (benchmark results)
 
@@ -99,23 +97,10 @@ ROOT = pathlib.Path(fl.__file__).resolve().parents[1]  # the course's checkout (
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # First, what autograd actually keeps. A saved-tensor hook counts the bytes of every tensor autograd stores for the
-# backward pass of one training step, for Glows of growing depth:
+# backward pass of one training step (`flowlib.memory.saved_bytes`: the hook adds up `numel × element_size` of each
+# tensor autograd saves while the loss is computed), for Glows of growing depth:
 
 # %%
-def saved_bytes(model, x):
-    # Bytes autograd stores for the backward pass of one loss evaluation (the step's activations).
-    total = [0]
-
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = -model.log_prob(x).mean()
-    loss.backward()
-    return total[0]
-
-
 demo_depths = [1, 2, 4] if FAST else [2, 4, 8, 16]
 demo_hidden = 16 if FAST else 64
 x_demo = torch.randint(0, 256, (16, 1, 28, 28)).float() + torch.rand(16, 1, 28, 28)
@@ -302,10 +287,14 @@ def reconstruction_drift(scale, steps=drift_steps, seed=0):
             acts.append(f(acts[-1])[0])  # what ordinary autograd would have stored
         y, errors = acts[-1], []
         for k in range(len(steps_list) - 1, -1, -1):
-            y = steps_list[k].inverse(y)[0]  # rebuilt from the output alone
+            try:
+                y = steps_list[k].inverse(y)[0]  # rebuilt from the output alone
+            except fl.FlowNumericalError:  # the inverse overflowed float32: nothing left to rebuild
+                errors.append(math.inf)
+                break
             errors.append(float((y - acts[k]).abs().max() / acts[k].abs().max()))
             if not math.isfinite(errors[-1]):
-                break  # the inverse overflowed: nothing left to rebuild
+                break
     return errors  # errors[j]: after j + 1 inverse steps
 
 
@@ -320,7 +309,11 @@ plt.title(f"float32 reconstruction drift ({drift_steps} Glow steps = {len(drifts
 plt.legend(fontsize=8)
 plt.show()
 for s in scales:
-    print(f"perturbation {s}: relative error after the whole walk back {drifts[s][-1]:.1e}")
+    if math.isfinite(drifts[s][-1]):
+        print(f"perturbation {s}: relative error after the whole walk back {drifts[s][-1]:.1e}")
+    else:  # the curve stops where the inverse overflowed
+        print(f"perturbation {s}: the inverse overflowed float32 after {len(drifts[s])} of {len(drifts[0.0])} "
+              f"steps back: the input cannot be rebuilt at all")
 
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -341,26 +334,32 @@ def gradient_errors(scale, steps=drift_steps, seed=0):
         m = copy.deepcopy(level).to(dtype)
         m.strategy = strategy
         z, logdet = m(x_logit.to(dtype))
-        (0.5 * z.pow(2).sum() - logdet.sum()).backward()
+        try:
+            (0.5 * z.pow(2).sum() - logdet.sum()).backward()
+        except fl.FlowNumericalError:  # the inverse overflowed on the way back: no gradient at all
+            out[name] = None
+            continue
         out[name] = torch.cat([p.grad.reshape(-1).double() for p in m.parameters()])
     norm = out["ref"].norm()
-    return {k: float((out[k] - out["ref"]).norm() / norm) for k in ("ordinary", "invertible")}
+    return {k: None if out[k] is None else float((out[k] - out["ref"]).norm() / norm) for k in ("ordinary", "invertible")}
 
 
 for s in scales:
     e = gradient_errors(s)
+    inv = "no gradient: its inverse overflowed" if e["invertible"] is None else f"{e['invertible']:.1e}"
     print(f"perturbation {s}: relative gradient error vs float64 — ordinary float32 {e['ordinary']:.1e}, "
-          f"backprop by the inverse {e['invertible']:.1e}")
+          f"backprop by the inverse {inv}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # What to take from it: while the steps are well conditioned, the rebuilt inputs stay within a few float32 roundings
 # of the stored ones and the gradient is as good as ordinary float32's. The error grows with depth and with how far
-# the steps are from volume-preserving and orthogonal — the same conditions that make a flow hard to invert at all.
-# In our normal-mode run (32 steps), the largest perturbation crossed that line: the walk back ended with an input
-# wrong by more than its own size, and the gradient's error (relative to float64) grew from a few 1e-6 to about 2e-3, while
-# ordinary float32 autograd, which never inverts, stayed near 1e-6. Practical guards: keep bounded scales
-# (Glow's `sigmoid(h + 2)`), watch the 1×1 convolution's log |s|, check `inverse(forward(x))` on a batch now and
-# then during training, and fall back to checkpointing (no drift, more memory) for the worst stages.
+# the steps are from volume-preserving and orthogonal — the same conditions that make a flow hard to invert at all. In
+# our normal-mode run (32 steps, `python -m benchmarks lesson_times 08`), the largest perturbation crossed that line:
+# walking back, the inverse overflowed float32 after 34 of the 97 layers, so the input could not be rebuilt at all and
+# backprop by the inverse had no gradient to give (`flowlib` stops with an error that names the step), while ordinary
+# float32 autograd, which never inverts, stayed near 1e-6 of float64. Practical guards: keep bounded scales (Glow's
+# `sigmoid(h + 2)`), watch the 1×1 convolution's log |s|, check `inverse(forward(x))` on a batch now and then during
+# training, and fall back to checkpointing (no drift, more memory) for the worst stages.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Where flows went next

@@ -223,3 +223,18 @@ def test_realnvp_learns_a_nonlinear_2d_density_beyond_any_gaussian():
         with torch.no_grad():
             nll = float(-model.log_prob(test).mean())
         assert nll < gauss_nll - 0.4, f"{coupling}: held-out NLL {nll:.3f} vs Gaussian {gauss_nll:.3f}"
+
+
+def test_compare_couplings_trains_each_kind_by_the_same_recipe_and_measures_the_same_held_out_set():
+    from flowlib.data import toy2d
+    from flowlib.training.toy2d import evaluate_2d
+    from flowlib_teaching.experiments import compare_couplings
+
+    rows = compare_couplings("checkerboard", steps=5, num_couplings=2, hidden=8, batch_size=64, n_test=500,
+                             floor_samples=1000)
+    assert [r["coupling"] for r in rows] == ["additive", "affine"]
+    test = toy2d.get("checkerboard").sample(500, seed=10_000)
+    for r in rows:
+        ev = evaluate_2d(r["model"], "checkerboard", test)
+        assert r["test_nll"] == pytest.approx(ev["nll"], abs=1e-9) and r["stderr"] == pytest.approx(ev["nll_stderr"])
+        assert r["floor"] == pytest.approx(math.log(32)) and r["gap"] == pytest.approx(r["test_nll"] - math.log(32))

@@ -35,6 +35,35 @@ def test_split_is_fixed_disjoint_and_complete(split):
     assert not torch.equal(D.load_digits_split(seed=1).test, split.test)
 
 
+def test_without_scikit_learn_the_error_says_what_to_install(monkeypatch):
+    import builtins
+
+    from flowlib import ood
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):  # `import sklearn...` fails as it does where it is not installed
+        if name == "sklearn" or name.startswith("sklearn."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    for load in (D.load_digits_split, ood.digits_28x28):
+        with pytest.raises(ImportError, match="scikit-learn") as err:
+            load()
+        message = str(err.value)
+        assert "pip install scikit-learn" in message and 'pip install -e ".[course]"' in message
+
+
+def test_the_install_command_names_the_extra_that_pulls_scikit_learn():
+    import pathlib
+    import tomllib
+
+    pyproject = tomllib.loads((pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    course = pyproject["project"]["optional-dependencies"]["course"]
+    assert any(r.replace(" ", "").startswith("scikit-learn") for r in course)
+
+
 def test_dequantize_fills_each_cell_and_quantize_undoes_it(split):
     y = D.dequantize(split.train, torch.Generator().manual_seed(0))
     assert y.dtype == torch.float32 and float(y.min()) >= 0 and float(y.max()) < 1
@@ -159,6 +188,67 @@ def test_pixel_histogram_density_is_constant_on_cells_and_factorises():
     assert D.quantize(D.dequantize(hist.sample(5, generator=g), g)).shape == (5, 64)
     with pytest.raises(ValueError, match="alpha"):
         PixelHistogram(PixelHistogram.counts(x, D.LEVELS), alpha=0.0, scale=1 / D.LEVELS)
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.1])
+def test_pixel_histogram_with_width_spreads_each_level_over_its_box_and_integrates_to_one(split, width):
+    hist = PixelHistogram.fit(split.train, split.val, levels=D.LEVELS, scale=1 / D.LEVELS)
+    narrow = hist.with_width(width)
+    assert narrow.width == width and hist.width == 1.0 and torch.equal(narrow.log_p, hist.log_p)
+    # on width-w noise: log p[i, x_i] + log(17 / w) per pixel, every pixel in its own box
+    y = D.dequantize(split.test, torch.Generator().manual_seed(2), noise_width=width)
+    by_hand = torch.stack([hist.log_p[i, split.test[:, i]] for i in range(64)]).sum(0) + 64 * math.log(17 / width)
+    assert torch.allclose(narrow.log_prob(y), by_hand, atol=1e-9)
+    # the corrected bits/dim does not move with w: it is the discrete cross-entropy
+    assert D.bits_per_dim(narrow, split.test, repeats=1, noise_width=width) == pytest.approx(
+        hist.discrete_bits_per_dim(split.test), abs=1e-9)
+    # one pixel: q integrates to 1 over [0, 1) (a midpoint sum; q is constant on boxes whose edges are grid points)
+    one = PixelHistogram(PixelHistogram.counts(split.train[:, 27:28], D.LEVELS), alpha=0.5, scale=1 / D.LEVELS)
+    n = 17 * 200
+    grid = ((torch.arange(n, dtype=torch.float64) + 0.5) / n).reshape(-1, 1)
+    q = one.with_width(width).log_prob(grid).exp()
+    assert float(q.sum() / n) == pytest.approx(1.0, abs=1e-12)
+    if width < 1:
+        assert (q == 0).float().mean() == pytest.approx(1 - width, abs=0.01)  # nothing outside the boxes
+
+
+def test_pixel_histogram_puts_float32_values_at_the_box_edges_in_the_right_box():
+    x = torch.arange(17).reshape(-1, 1)
+    hist = PixelHistogram(PixelHistogram.counts(x, D.LEVELS), alpha=1.0, scale=1 / D.LEVELS).with_width(0.5)
+    lowest = (x.float() + 0.0) / 17  # u = 0: may round just below the box
+    highest = (x.float() + 0.5 * torch.tensor(1 - 2**-24)) / 17  # u just below 1: may round onto the box's end
+    want = hist.log_p[0, 0] + math.log(2 * 17)  # every level has the same probability here
+    for y in (lowest, highest):
+        assert torch.allclose(hist.log_prob(y), want.expand(17), atol=1e-12)
+    assert hist.log_prob(torch.tensor([[0.75 / 17]])).item() == -math.inf  # the empty half of the cell
+    with pytest.raises(ValueError, match="width"):
+        hist.with_width(1.5)
+
+
+def test_image_bits_per_dim_is_each_images_bound_and_averages_to_bits_per_dim(split):
+    from flowlib import images
+
+    hist = PixelHistogram.fit(split.train, split.val, levels=D.LEVELS, scale=1 / D.LEVELS)
+    per_image = D.image_bits_per_dim(hist, split.test, repeats=2)
+    exact = -hist.discrete_log_prob(split.test) / (64 * math.log(2))  # the histogram's bound is tight, per image
+    assert per_image.shape == (len(split.test),) and torch.allclose(per_image, exact, atol=1e-9)
+
+    torch.manual_seed(0)
+    model = conv_realnvp(couplings=2, hidden=8)
+    for p in model.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    model.train()
+    x = split.test[:40]
+    got = D.image_bits_per_dim(model, x, repeats=3, noise_width=0.5, seed=4)
+    assert model.training and not got.requires_grad  # mode restored, no graph kept
+    model.eval()
+    with torch.no_grad():  # the same noise draws as images.bits_per_dim from the same seed
+        want = images.bits_per_dim(model, x, D.LEVELS, samples=3, generator=torch.Generator().manual_seed(4),
+                                   noise_width=0.5, scale=1 / D.LEVELS)
+    assert torch.allclose(got, want.double(), atol=1e-5)
+    assert float(got.mean()) == pytest.approx(D.bits_per_dim(model, x, repeats=3, noise_width=0.5, seed=4), abs=1e-12)
+    in_batches = D.image_bits_per_dim(model, x, repeats=3, noise_width=0.5, seed=4, batch_size=16)
+    assert float(in_batches.mean()) == pytest.approx(float(got.mean()), abs=0.2)  # same bound, other noise draws
 
 
 def test_conv_realnvp_is_an_invertible_flow_on_flat_digits_with_every_log_det_counted():

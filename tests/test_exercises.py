@@ -238,3 +238,25 @@ def test_a_correct_sampler_with_its_own_generator_is_never_rejected():
 def test_the_threshold_still_catches_a_small_scale_error():
     wrong = check_exponential_sampler(lambda n, rate: -torch.log(torch.rand(n)) / (1.05 * rate))
     assert wrong.status == "wrong", str(wrong)
+
+
+def test_framework_reads_numbers_or_says_what_was_expected():
+    from flowlib_teaching.exercises.framework import Verdict, number, numbers
+
+    assert number(2) == 2.0 and number(np.float32(1.5)) == 1.5 and number(torch.tensor([3.0])) == 3.0
+    with pytest.raises(Verdict) as err:
+        number("two", "the area", diagnosis="not_a_number")
+    assert err.value.diagnosis == "not_a_number" and "the area should be a number" in err.value.message
+    with pytest.raises(Verdict) as err:
+        number(torch.ones(3), "the norm")  # several numbers are not one
+    assert err.value.diagnosis == "not_numeric"
+
+    t = numbers([[1, 2]], "your x", (1, 2))
+    assert t.dtype == torch.float64 and t.tolist() == [[1.0, 2.0]]
+    assert not numbers(torch.ones(2, requires_grad=True), "y").requires_grad
+    with pytest.raises(Verdict) as err:
+        numbers("abc", "your x")
+    assert err.value.diagnosis == "not_numeric"
+    with pytest.raises(Verdict) as err:
+        numbers(torch.ones(3), "your x", (2,), hint="work on batches")
+    assert err.value.diagnosis == "shape" and err.value.hint == "work on batches"

@@ -19,8 +19,10 @@ from flowlib.core import FlowInputError
 from flowlib.images import bits_per_dim
 from flowlib.training.loop import fit
 
+from .tiny_configs import TINY
+
 # 4 steps of global batches of 32 on 128 images: enough for ActNorm's init, Adam and the warm-up to act
-SMALL = TI.CONFIGS["glow-fmnist-tiny"].replace(train_subset=128, test_subset=64, val_size=64)
+SMALL = TINY["glow-fmnist-tiny"].replace(train_subset=128, test_subset=64, val_size=64)
 _SPLITS: dict = {}
 
 
@@ -84,7 +86,7 @@ def test_ddp_on_two_gloo_processes_reaches_the_parameters_of_one_process_on_the_
 def test_a_world_size_that_does_not_divide_the_batch_is_refused_before_launch(monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(scaling.ScalingError, match=r"global batch of 32 .* 3 processes .*32 % 3 = 2"):
-        TI.run("glow-fmnist-tiny", tmp_path, device="cpu")
+        TI.run("glow-fmnist-tiny", tmp_path, device="cpu", config=TINY["glow-fmnist-tiny"])
     assert scaling.shard(torch.arange(8).reshape(8, 1), 1, 2).flatten().tolist() == [4, 5, 6, 7]
 
 

@@ -215,9 +215,13 @@ def test_image_vae_bounds_include_the_preprocessing_logdet():
         vae.elbo(torch.rand(2, 1, 5, 5) * 255)
 
 
-def test_a_missing_shipped_model_names_the_command_that_makes_it():
+def test_a_missing_shipped_model_names_the_command_that_makes_it(monkeypatch):
     from flowlib.training.checkpoints import CheckpointError
-    from flowlib.training.images import load_pretrained_model
+    from flowlib.training.images import CONFIGS, load_pretrained_model
+
+    from .tiny_configs import TINY
+
+    monkeypatch.setitem(CONFIGS, "glow-fmnist-tiny", TINY["glow-fmnist-tiny"])  # a recipe that is not shipped
 
     with pytest.raises(CheckpointError, match=r"no checkpoint named 'glow-fmnist-tiny'.*python -m "
                                               r"flowlib.training glow-fmnist-tiny --release"):

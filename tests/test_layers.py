@@ -53,7 +53,18 @@ def test_arrows_point_only_downward():
 
 
 def test_the_maths_does_not_read_the_courses_environment():
-    # fast mode is the course's business: only flowlib.runtime (which lessons call) may read FLOWS_FAST
+    # fast mode is the course's business: only flowlib.runtime (the session set-up the lessons call) may read
+    # FLOWS_FAST, and no maths module asks it (fast_mode, pick) what to do
+    flags = re.compile(r"FLOWS_FAST|FAST_ENV|fast_mode|runtime import[^\n]*\bpick\b|runtime\.pick\b")
     readers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "flowlib").rglob("*.py")
-                     if "fast_mode" in p.read_text() and p.name not in ("runtime.py", "__init__.py"))
+                     if flags.search(p.read_text()) and p.name not in ("runtime.py", "__init__.py"))
     assert not readers, f"maths modules that read the course's fast mode: {readers}"
+
+
+def test_the_library_holds_no_test_only_code():
+    # the library does not know it is being tested: no pytest, no test-run variables, no configurations or
+    # "check" methods kept for the tests (those live in tests/; flowlib.testing is the public brute-force checker)
+    pattern = re.compile(r"\bpytest\b|PYTEST_|-tiny\b|quadrature_check|for (?:the )?tests\b")
+    found = sorted(f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / "flowlib").rglob("*.py") if p.name != "testing.py"
+                   for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line))
+    assert not found, f"test-only code in the library: {found}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import os
 import socket
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from flowlib.builders import glow, glow_flow
-from flowlib.memory import MemorySavingCompose, leaf_steps, needs_initialisation, set_memory_strategy
+from flowlib.memory import MemorySavingCompose, leaf_steps, needs_initialisation, saved_bytes, set_memory_strategy
 from flowlib.training import fit
 
 
@@ -107,17 +108,20 @@ def test_actnorm_data_dependent_start_still_happens(strategy):
         assert torch.allclose(p.grad, q.grad, rtol=1e-9, atol=1e-12), n
 
 
-def _saved_bytes(model, x):
-    total = [0]
+def test_saved_bytes_counts_what_autograd_keeps():
+    class ExpModel(torch.nn.Module):  # log q(x) = sum_i exp(x_i + w_i): exp saves its output, nothing else is saved
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
 
-    def pack(t):
-        total[0] += t.numel() * t.element_size()
-        return t
+        def log_prob(self, x):
+            return (x + self.w).exp().sum(1)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = -model.log_prob(x).mean()
-    loss.backward()
-    return total[0]
+    m = ExpModel()
+    assert saved_bytes(m, torch.ones(5, 3, dtype=torch.float64)) == 5 * 3 * 8
+    assert torch.allclose(m.w.grad, torch.full((3,), -math.e, dtype=torch.float64))  # the loss was backpropagated
+    assert saved_bytes(m, torch.ones(5, 3, dtype=torch.float32)) == 5 * 3 * 8  # x + w is promoted to float64
+    assert saved_bytes(ExpModel().float(), torch.ones(10, 3)) == 10 * 3 * 4
 
 
 def test_invertible_strategy_stores_nothing_per_step():
@@ -128,7 +132,7 @@ def test_invertible_strategy_stores_nothing_per_step():
             m = _glow(memory, steps=k)
             with torch.no_grad():
                 m.flow(x)
-            saved[memory, k] = _saved_bytes(m, x)
+            saved[memory, k] = saved_bytes(m, x)
     # ordinary autograd keeps every step's tensors: 4x the depth, more than 3x the bytes
     assert saved[None, 8] > 3 * saved[None, 2]
     # the memory-saving Glow keeps the same tensors whatever the depth (the pre-processing, each level's output)
@@ -248,3 +252,26 @@ def test_ddp_with_invertible_backprop_matches_one_process(tmp_path):
     (-single.log_prob(_pixels(8)).mean()).backward()
     for n, p in single.named_parameters():
         assert torch.allclose(ddp_grads[n], p.grad, rtol=1e-8, atol=1e-10), n
+
+
+def test_an_inverse_that_overflows_in_backward_is_named_with_a_way_out():
+    """Backprop by the inverse rebuilds each step's input from its output. Where that overflows (an ill-conditioned
+    step in float32), the backward pass stops naming the step and the alternatives, instead of failing in a later
+    layer on values it never made."""
+    from flowlib import Affine, FlowNumericalError
+
+    class OverflowingInverse(Affine):  # a planted bug: the inverse loses everything to inf
+        def _inverse(self, z):
+            x, logdet = super()._inverse(z)
+            return x * float("inf"), logdet
+
+    steps = [Affine(2.0, 0.5, learnable=True), OverflowingInverse(3.0, learnable=True), Affine(0.5, learnable=True)]
+    stack = MemorySavingCompose(*steps, strategy="invertible")
+    x = torch.randn(4, 3)
+    z, logdet = stack(x)
+    with pytest.raises(FlowNumericalError, match=r"step 2 of 3 \(OverflowingInverse\).*memory='checkpoint'"):
+        (z.pow(2).sum() - logdet.sum()).backward()
+    ordinary = MemorySavingCompose(*steps, strategy=None)  # storing the activations needs no inverse: it works
+    z, logdet = ordinary(x)
+    (z.pow(2).sum() - logdet.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in ordinary.parameters())

@@ -98,7 +98,7 @@ def test_course_script_rejects_unknown_commands():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_and_its_text_twin_are_in_sync(path):
     # Each lesson's source is reviewable as text: notebooks/NAME.py (jupytext py:percent) holds the same cells as
-    # notebooks/NAME.ipynb (the file nbval executes).
+    # notebooks/NAME.ipynb (the file the tests execute).
     jupytext = pytest.importorskip("jupytext")
     twin = path.with_suffix(".py")
     fix = f"regenerate it with: jupytext --to py:percent {path.relative_to(ROOT)}"
@@ -144,3 +144,13 @@ def test_setup_script_prints_its_choice_with_the_system_python(tmp_path):
     if not os.path.exists("/proc/driver/nvidia/version"):  # no NVIDIA driver here: never the CUDA build
         assert all("cu1" not in line for line in lines) and len(lines) in (1, 2), lines
         assert len(lines) == 1 or "--index-url https://download.pytorch.org/whl/cpu" in lines[0], lines
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_lesson_starts_with_the_one_set_up_line(path):
+    # seed, threads, device and fast mode are set in one place (flowlib.setup), in the lesson's first code cell
+    first = next("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert re.search(r"^device = (flowlib|fl)\.setup\(seed=\d+\)", first, re.M), \
+        f"{path.name}: the first code cell should call `device = flowlib.setup(seed=0)` (the lessons' convention)"
+    assert "set_num_threads" not in first and "seed_everything" not in first, \
+        f"{path.name}: flowlib.setup already seeds and sets the threads"

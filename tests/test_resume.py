@@ -17,6 +17,9 @@ import flowlib.training.images as TI
 from flowlib.training import checkpoints
 from flowlib.training import distributed as scaling
 
+from .tiny_configs import register as register_tiny_configs
+
+register_tiny_configs()
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAME = "glow-fmnist-tiny"  # 512 training images, batches of 32: 16 steps
 
@@ -154,6 +157,8 @@ def slow(self, x):  # slow each step of the first run down, so that the test can
     return real(self, x)
 if os.environ.get("SLOW_STEPS"):
     scaling.Objective.log_prob = slow
+from tests.tiny_configs import register
+register()
 from flowlib.training.images import main
 sys.exit(main(sys.argv[1:]))
 """

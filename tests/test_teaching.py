@@ -1,5 +1,7 @@
-"""The teaching tools: the student edition (generated, executed, exercises unanswered), slides and site that load
-nothing from the network, and the offline check itself. The browser-side view of the exports is in
+"""The teaching tools: the student edition (generated; it is the lesson without its solution cells, and a solution
+runs in a copy of the namespace, so tests/test_lessons.py's run of each lesson is also the run of its student edition,
+with each exercise checked to say "not answered yet"), slides and site that load nothing from the network, and the
+offline check itself. The browser-side view of the exports is in
 tests/browser/test_offline_exports.py."""
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import pytest
 
 from coursetools import ROOT, lesson_paths
 from coursetools.assets import check_offline, remote_loads
-from coursetools.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition, write_student_edition
+from coursetools.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition
+
+from .test_lessons import exercise_pairs, solution_names
 
 LESSONS = lesson_paths()
-NOT_ANSWERED = "not answered yet"
 
 
 # ---- the student edition -------------------------------------------------------------------------------------------
@@ -48,32 +51,6 @@ def test_course_student_command_writes_every_lesson(student_dir):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
     assert "without solution cells" in r.stdout
-
-
-def _text(output) -> str:
-    if output.get("output_type") == "stream":
-        return output.get("text", "")
-    data = output.get("data", {})
-    return "\n".join("".join(data[m]) for m in ("text/plain", "text/html") if m in data)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
-def test_student_notebook_runs_and_its_exercises_say_not_answered_yet(path, tmp_path):
-    """Executed top to bottom (fast mode) in a folder of its own: no cell raises, and every exercise cell, left
-    as the student receives it, prints "not answered yet" instead of failing."""
-    from coursetools.execute import execute
-
-    [student_path] = write_student_edition(tmp_path / "student", [path])
-    nb = nbformat.read(student_path, as_version=4)
-    execute(nb, student_path.parent, fast=True, timeout=600)  # raises CellExecutionError on any error
-    exercises = [c for c in nb.cells if EXERCISE_TAG in c.metadata.get("tags", [])]
-    assert exercises
-    for cell in exercises:
-        text = "\n".join(_text(o) for o in cell.outputs).lower()
-        assert NOT_ANSWERED in text, (f"{path.name}: the exercise cell\n{cell.source[:300]}\nshould print "
-                                      f"'{NOT_ANSWERED}' when left unanswered; it printed:\n{text[:500]}")
-        assert not any(o.get("output_type") == "error" for o in cell.outputs)
 
 
 # ---- the offline check ---------------------------------------------------------------------------------------------
@@ -162,41 +139,36 @@ def test_sphinx_project_and_guide_are_in_the_repository():
         assert lesson.stem[:2] in guide, f"the lecturer's guide does not mention lesson {lesson.stem[:2]}"
 
 
+def test_guide_names_only_misconceptions_the_checkers_know():
+    """Every `name` in a lecture plan's misconception paragraphs is a diagnosis its lesson's checkers can return, and
+    every lesson with checkers has such a paragraph (a replaced exercise must not leave the guide naming old ones)."""
+    import re
+
+    guide = (ROOT / "docs" / "lecturer-guide.md").read_text()
+    plans = dict(re.findall(r"\n### Lecture \d+ — lesson (\d\d)(.*?)(?=\n### |\n## )", guide, re.S))
+    for path in sorted((ROOT / "flowlib_teaching" / "exercises").glob("lesson0*.py")):
+        n = path.stem[-2:]
+        assert n in plans, f"the lecturer's guide has no lecture plan for lesson {n}"
+        paragraphs = [p for p in plans[n].split("\n\n") if "Misconceptions the checkers name" in p
+                      or p.startswith("Misconceptions —")]
+        assert paragraphs, f"the plan for lesson {n} lists no misconceptions its checkers name"
+        source = path.read_text()
+        named = set(re.findall(r"`([a-z][A-Za-z0-9_]*)`", "\n".join(paragraphs)))
+        unknown = sorted(x for x in named if f'"{x}"' not in source)
+        assert not unknown, f"lesson {n}: the guide names diagnoses its checkers never return: {unknown}"
+
+
 # ---- solution cells: they neither spoil nor overwrite ---------------------------------------------------------------
-def _solution_names(cell) -> list[str]:
-    """Names a solution cell defines at top level (functions and assigned variables)."""
-    import ast
-
-    body = "\n".join(cell.source.splitlines()[1:])  # without the %%solution line
-    names = []
-    for node in ast.parse(body).body:
-        if isinstance(node, ast.FunctionDef):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign):
-            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
-    return names
-
-
-def _exercise_pairs(nb):
-    """(exercise cell, solution cell) for every solution: the exercise is the code cell just before it."""
-    pairs = []
-    for i, cell in enumerate(nb.cells):
-        if is_solution(cell):
-            exercise = next(c for c in reversed(nb.cells[:i]) if c.cell_type == "code")
-            pairs.append((exercise, cell))
-    return pairs
-
-
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_solution_cells_are_collapsed_behind_a_neutral_first_line(path):
     from flowlib_teaching.exercises.framework import SOLUTION_FIRST_LINE
 
-    for exercise, solution in _exercise_pairs(nbformat.read(path, as_version=4)):
+    for exercise, solution in exercise_pairs(nbformat.read(path, as_version=4)):
         first = solution.source.splitlines()[0]
         # JupyterLab shows a collapsed cell's first line: it must be the note, not a line of the answer
         assert first == SOLUTION_FIRST_LINE, f"{path.name}: solution cell {solution.id} starts with {first!r}"
         assert solution.metadata.get("jupyter", {}).get("source_hidden") is True, solution.id
-        assert _solution_names(solution), f"{path.name}: solution {solution.id} defines no answer"
+        assert solution_names(solution), f"{path.name}: solution {solution.id} defines no answer"
 
 
 def test_run_solution_keeps_the_learners_names():
@@ -210,55 +182,6 @@ def test_run_solution_keeps_the_learners_names():
     assert out == ("reference", 2)  # the cell's last expression is evaluated in the copy
     assert namespace["answer"] is mine and namespace["value"] == 1
     assert run_solution("value = 3", namespace) is None and namespace["value"] == 1
-
-
-WRONG = 12345.0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
-def test_running_every_cell_after_a_wrong_answer_keeps_the_wrong_answer(path, tmp_path):
-    """Every code cell of the lesson up to its last solution, in order, as Run All runs them (fast mode), with each
-    exercise given a wrong answer and followed by its solution cell; afterwards every answer name still holds the
-    wrong answer, checking it again still says it is wrong, and each solution cell showed the verdict "correct"."""
-    from coursetools.execute import execute
-
-    nb = nbformat.read(path, as_version=4)
-    pairs = _exercise_pairs(nb)
-    replaced = {id(exercise): solution for exercise, solution in pairs}
-    last = nb.cells.index(pairs[-1][1])
-    cells = [nbformat.v4.new_code_cell("_wrong_answers = {}")]
-    final, exercise_cells, solution_cells = [], [], []
-    for cell in nb.cells[:last + 1]:  # every code cell in order, as Run All runs them, up to the last solution
-        if cell.cell_type != "code" or is_solution(cell):
-            continue
-        if id(cell) not in replaced:
-            cells.append(nbformat.v4.new_code_cell(cell.source))
-            continue
-        exercise, solution = cell, replaced[id(cell)]
-        names = _solution_names(solution)
-        checks = [line for line in exercise.source.splitlines() if re.match(r"^(?:\w+\.)?check_\w+\(", line)]
-        assert len(checks) == 1, f"{path.name}: the exercise cell {exercise.id} should end with one check call"
-        wrong = [f"def {n}(*args, **kwargs):\n    return {WRONG}\n" if re.search(rf"^def {n}\(", solution.source, re.M)
-                 else f"{n} = {WRONG}\n" for n in names]
-        wrong += [f"_wrong_answers[{n!r}] = {n}\n" for n in names]
-        rest = "\n".join(line for line in exercise.source.splitlines() if line != checks[0])
-        cells.append(nbformat.v4.new_code_cell(rest + "\n" + "".join(wrong) + checks[0]))  # the placeholder, overridden
-        exercise_cells.append(cells[-1])
-        cells.append(nbformat.v4.new_code_cell(solution.source))
-        solution_cells.append(cells[-1])
-        final.append(f"_r = {checks[0]}\nassert _r.status == 'wrong', ('{exercise.id}', str(_r))\n")
-    final.append("for _n, _v in _wrong_answers.items():\n"
-                 "    assert globals()[_n] is _v, f'{_n} was replaced by the solution cell'\n")
-    cells.append(nbformat.v4.new_code_cell("".join(final)))
-    run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
-    execute(run, path.parent, fast=True, timeout=300)  # raises on any failed assert
-    assert len(exercise_cells) == len(pairs)
-    for exercise_cell, solution_cell in zip(exercise_cells, solution_cells):
-        exercise_out = "\n".join(_text(o) for o in exercise_cell.outputs).lower()
-        solution_out = "\n".join(_text(o) for o in solution_cell.outputs).lower()
-        assert "not yet right" in exercise_out, exercise_out
-        assert "correct" in solution_out and "not yet right" not in solution_out, solution_out
 
 
 # ---- executed copies per mode, and the fast-mode banner -------------------------------------------------------------

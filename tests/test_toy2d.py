@@ -86,17 +86,37 @@ def test_floor_by_monte_carlo_matches_grid_integration(name):
     assert abs(mc.value - grid_entropy) < 4 * mc.stderr + 2e-3, (mc, grid_entropy)
 
 
+def _blurred_curve_log_density(x, points, weights, s):
+    """log sum_j w_j N(x; points_j, s^2 I): a curve blurred by an isotropic Gaussian, by a midpoint rule whose nodes
+    are ``points`` with weights ``weights`` (written here, apart from the library's quadrature)."""
+    d2 = ((x[:, None, :] - points[None]) ** 2).sum(-1)
+    return torch.logsumexp(torch.log(weights) - d2 / (2 * s**2), dim=1) - math.log(2 * math.pi * s**2)
+
+
 def test_moons_quadrature_is_converged():
+    # the definition (FFJORD's moons): upper c(t) = (cos t, sin t), lower c(t) = (1 - cos t, 0.5 - sin t),
+    # t ~ U(0, pi), each moon with probability 1/2; x = 2 c(t) + (-1, -0.2) + N(0, 0.2^2 I)
     m = toy2d.Moons()
     x = m.sample(2000, seed=1).double()
-    assert torch.allclose(m.log_prob(x), m.log_prob_quadrature_check(x), atol=1e-4)
+    n = 4000
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) * math.pi / n
+    upper = torch.stack([torch.cos(t), torch.sin(t)], 1)
+    lower = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], 1)
+    points = 2 * torch.cat([upper, lower]) + torch.tensor([-1.0, -0.2], dtype=torch.float64)
+    midpoint = _blurred_curve_log_density(x, points, torch.full((2 * n,), 1 / (2 * n), dtype=torch.float64), 0.2)
+    assert torch.allclose(m.log_prob(x), midpoint, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["circles", "rings"])
-def test_ring_closed_form_matches_quadrature(name):
+@pytest.mark.parametrize("name, radii, s", [("circles", (3.0, 1.5), 0.24), ("rings", (3.0, 2.25, 1.5, 0.75), 0.08)])
+def test_ring_closed_form_matches_quadrature(name, radii, s):
     r = toy2d.get(name)
     x = torch.cat([r.sample(1000, seed=1).double(), 2 * torch.randn(200, 2, dtype=torch.float64)])
-    assert torch.allclose(r.log_prob(x), r.log_prob_quadrature_check(x), atol=1e-8)
+    n = 2000  # nodes per ring; the rings are equally likely
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) * 2 * math.pi / n
+    unit = torch.stack([torch.cos(t), torch.sin(t)], 1)
+    points = torch.cat([radius * unit for radius in radii])
+    weights = torch.full((len(radii) * n,), 1 / (len(radii) * n), dtype=torch.float64)
+    assert torch.allclose(r.log_prob(x), _blurred_curve_log_density(x, points, weights, s), atol=1e-8)
 
 
 def test_checkerboard_density_is_one_over_32_on_the_black_squares():

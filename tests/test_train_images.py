@@ -7,6 +7,10 @@ import torch
 import flowlib.training.images as TI
 from flowlib.training import checkpoints
 
+from .tiny_configs import register as register_tiny_configs
+
+register_tiny_configs()
+
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
     real_fit = TI.fit

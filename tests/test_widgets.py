@@ -1,7 +1,6 @@
 """The lesson-01 widget and plots, headless: set a control, then read what was DRAWN (line data from the figure's
 axes) and compare it with the maths, computed here independently (scipy or closed forms)."""
 import math
-import time
 
 import matplotlib
 
@@ -230,16 +229,21 @@ def test_public_api(w):
     assert all(w.controls[n].continuous_update for n in SLIDERS)
 
 
-def test_update_is_quick():
-    w = change_of_variables()
-    times = []
-    for b in np.linspace(-1, 1, 7):
-        start = time.perf_counter()
+def test_each_slider_move_recomputes_and_redraws_once():
+    # what a move does, not how fast: the speed target (< 200 ms an update) is a benchmark, run on demand on a quiet
+    # machine: `python -m benchmarks widget_latency` (its lesson01_affine case moves this very slider)
+    w = change_of_variables()  # affine, x = a z + b, renders
+    renders, render = [], w._render
+    w._render = lambda: (renders.append(w.png), render())
+    a, z = w.controls["a"].value, w.state["z_samples"]
+    pngs = []
+    for i, b in enumerate(np.linspace(-1, 1, 7), 1):
         w.controls["b"].value = float(b)
-        times.append(time.perf_counter() - start)
-    # ~60-70 ms on an idle 2-core CPU, rendering included; generous here because CI machines are shared
-    assert np.median(times) < 0.5
-    assert w.state["seconds"] == pytest.approx(times[-1], rel=0.5, abs=0.02)
+        assert len(renders) == i, "one slider move, one redraw"
+        assert np.allclose(w.state["x_samples"], a * z + b, atol=1e-5)  # the same noise through the new map
+        assert 0 < w.state["seconds"] < 60
+        pngs.append(w.png)
+    assert len(set(pngs)) == 7  # every move changed the picture shown
 
 
 def test_unknown_map_is_a_clear_error_and_spellings_are_forgiven():

@@ -146,3 +146,52 @@ def test_updates_move_artists_instead_of_adding_them(small_model):
         assert counts == [(len(ax.lines), len(ax.patches), len(ax.texts), len(ax.collections), len(ax.images))
                           for ax in w.axes]
         assert w.state["seconds"] < 5.0
+
+
+def test_figure_widget_base_redraws_one_picture_in_place_and_shows_the_message():
+    import base64
+
+    import ipywidgets as W
+
+    from flowlib_teaching.widgets import latents, widgets2d, widgets_coupling, widgets_images
+    from flowlib_teaching.widgets.base import FigureOutput, FigureWidget
+
+    class Dot(FigureWidget):
+        title = "dot"
+
+        def __init__(self):
+            super().__init__({"x": W.FloatSlider(value=0.0, min=-1, max=1)}, (2.0, 2.0), dpi=40)
+            self._build()
+            self.controls["x"].observe(lambda change: self.update(), names="value")
+            self._layout()
+            self.update()
+
+        def _build(self):
+            self.ax = self.figure.add_subplot()
+            self.ax.set(xlim=(-1, 1), ylim=(-1, 1))
+            (self.dot,) = self.ax.plot([0.0], [0.0], "o")
+
+        def _compute(self, v):
+            return {"x": v["x"], "message": "on the right" if v["x"] > 0.5 else ""}
+
+        def _draw(self):
+            self.dot.set_data([self.state["x"]], [0.0])
+
+    w = Dot()
+    first = w.png
+    assert first.startswith(b"\x89PNG") and w.state["seconds"] >= 0 and w.message.value == ""
+    w.controls["x"].value = 0.9
+    assert len(w.output.outputs) == 1, "the picture is replaced, not appended"
+    shown = w.output.outputs[0]["data"]
+    assert base64.b64decode(shown["image/png"]) == w.png != first and shown["text/plain"] == "<dot figure>"
+    assert "on the right" in w.message.value
+    assert w.output in w.widget.children and w.message in w.widget.children
+
+    view = FigureOutput((1.0, 1.0), dpi=30, label="<x>")
+    assert view.png == b"" and view.output.outputs == ()
+    assert view.show() == view.png and view.output.outputs[0]["data"]["text/plain"] == "<x>"
+
+    # every widget of the course draws through this one renderer
+    for cls in (widgets2d._Widget2D, latents._ImageWidget, widgets_coupling.CouplingWidget, widgets_images.SqueezeWidget):
+        assert issubclass(cls, FigureWidget), cls
+    assert isinstance(widgets.change_of_variables()._view, FigureOutput)

@@ -59,13 +59,27 @@ class DigitsSplit:
                 f"{DIM} pixels with {LEVELS} grey levels 0..{LEVELS - 1})")
 
 
+SKLEARN_MISSING = ("scikit-learn's 8x8 digits need scikit-learn, which is not installed in this Python. Install it with "
+                   "`pip install scikit-learn`, or install the course's extras, which include it: "
+                   "`pip install -e \".[course]\"` in the course's checkout (`./course setup` does that).")
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 digits as (images (1797, 64) with grey levels 0..16, labels (1797,)), from scikit-learn, which
+    ships them (no download). scikit-learn is imported only here: without it, an ImportError says what to install."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(SKLEARN_MISSING) from err
+    data = load_digits()
+    return np.asarray(data.data), np.asarray(data.target)
+
+
 def load_digits_split(seed: int = 0, n_train: int = 1000, n_val: int = 350) -> DigitsSplit:
     """The fixed split of scikit-learn's digits: a seeded shuffle, then train / val / test (the rest, 447 images)."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.as_tensor(np.asarray(data.data), dtype=torch.long)  # (1797, 64), values 0..16
-    labels = torch.as_tensor(np.asarray(data.target), dtype=torch.long)
+    pixels, targets = load_digits_arrays()
+    x = torch.as_tensor(pixels, dtype=torch.long)  # (1797, 64), values 0..16
+    labels = torch.as_tensor(targets, dtype=torch.long)
     if n_train < 1 or n_val < 0 or n_train + n_val >= len(x):
         raise ValueError(f"n_train={n_train} and n_val={n_val} leave no test images out of {len(x)}.")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
@@ -95,7 +109,17 @@ def bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, s
     bpd = -(E[log q(y)] - D log 17 + D log w) / (D log 2), averaged over the images and over ``repeats`` draws
     of the dequantization noise u ~ Uniform(0, w). An upper bound on the model's discrete NLL in bits per pixel for
     any w in (0, 1] (the model puts at least the mass of [x, x + w) on x); w = 1, the default, fills the cell.
-    Raises if any log-likelihood is not finite (no NaN is averaged away).
+    Raises if any log-likelihood is not finite (no NaN is averaged away). ``image_bits_per_dim`` gives each image's.
+    """
+    return float(image_bits_per_dim(model, x, repeats, noise_width, seed, batch_size).mean())
+
+
+def image_bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, seed: int = 0,
+                       batch_size: int = 512) -> Tensor:
+    """``bits_per_dim`` of each image, shape (N,) (float64, on the CPU): the bound for that image, its log q
+    averaged over ``repeats`` noise draws. Without gradients, in eval mode (the model's mode is restored). The noise
+    comes from one generator seeded with ``seed``, drawn repeat after repeat, batch after batch: for N <= batch_size
+    the same draws as ``dequantize(x, torch.Generator().manual_seed(seed), noise_width)`` called ``repeats`` times.
     """
     _check_levels(x)
     g = torch.Generator().manual_seed(seed)
@@ -104,19 +128,19 @@ def bits_per_dim(model, x: Tensor, repeats: int = 4, noise_width: float = 1.0, s
         model.eval()
     p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     device = p.device if p is not None else torch.device("cpu")
-    total, count = 0.0, 0
+    total = torch.zeros(len(x), dtype=torch.float64)
     try:
-        for _ in range(repeats):
-            for i in range(0, len(x), batch_size):
-                # the one bits/dim of the course (flowlib.images): scaling by 1/17 and noise width both accounted for
-                bpd = images.bits_per_dim(model, x[i:i + batch_size].to(device), LEVELS, generator=g,
-                                          noise_width=noise_width, scale=1.0 / LEVELS)
-                total += float(bpd.sum())
-                count += len(bpd)
+        with torch.no_grad():
+            for _ in range(repeats):
+                for i in range(0, len(x), batch_size):
+                    # the one bits/dim of the course (flowlib.images): scaling by 1/17 and noise width both counted
+                    bpd = images.bits_per_dim(model, x[i:i + batch_size].to(device), LEVELS, generator=g,
+                                              noise_width=noise_width, scale=1.0 / LEVELS)
+                    total[i:i + batch_size] += bpd.double().cpu()
     finally:
         if was_training:
             model.train()
-    return total / count
+    return total / repeats
 
 
 def uniform_bits_per_dim() -> float:

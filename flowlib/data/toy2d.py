@@ -258,14 +258,6 @@ class Moons(Toy2D):
     def _log_prob(self, x: Tensor) -> Tensor:
         return _log_gauss_on_curve(x, self._points, self._log_w, self.scale * self.noise)
 
-    def log_prob_quadrature_check(self, x: Tensor) -> Tensor:
-        """The same density by a plain midpoint rule with many nodes (for tests of the quadrature)."""
-        m = 4000
-        t = (torch.arange(m, dtype=torch.float64) + 0.5) * math.pi / m
-        pts = torch.cat([self._curve(t, 0), self._curve(t, 1)])
-        log_w = torch.full((2 * m,), -math.log(2 * m), dtype=torch.float64)
-        return _log_gauss_on_curve(x.double(), pts, log_w, self.scale * self.noise)
-
 
 class Rings(Toy2D):
     """Concentric circles of radii R_k (chosen with weights w_k, angle uniform) blurred by N(0, s^2 I):
@@ -302,15 +294,6 @@ class Rings(Toy2D):
         R = self.radii[None]
         log_ring = -(r - R).pow(2) / (2 * s2) + torch.log(torch.special.i0e(r * R / s2)) - math.log(2 * math.pi * s2)
         return torch.logsumexp(log_ring + torch.log(self.weights), dim=1)
-
-    def log_prob_quadrature_check(self, x: Tensor, m: int = 2000) -> Tensor:
-        """The same density by a midpoint rule over the angle (for tests of the closed form)."""
-        t = (torch.arange(m, dtype=torch.float64) + 0.5) * 2 * math.pi / m
-        unit = torch.stack([torch.cos(t), torch.sin(t)], 1)
-        pts = torch.cat([R * unit for R in self.radii])
-        log_w = torch.cat([torch.full((m,), float(torch.log(w)) - math.log(m), dtype=torch.float64)
-                           for w in self.weights])
-        return _log_gauss_on_curve(x.double(), pts, log_w, self.noise)
 
 
 DATASETS: dict[str, Callable[[], Toy2D]] = {

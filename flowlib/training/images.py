@@ -127,23 +127,13 @@ CONFIGS: dict[str, TrainConfig] = {
     # the shipped model of lesson 05
     "realnvp-fmnist": TrainConfig("multiscale_realnvp", dict(levels=2, couplings=8, hidden=128),
                                   batch_size=64, lr=1e-3, warmup=200, epochs=8, val_size=2000, seed=0),
-    # the same recipe, tiny, for tests and fast mode
-    "realnvp-fmnist-tiny": TrainConfig("multiscale_realnvp", dict(levels=2, couplings=2, hidden=16),
-                                       batch_size=32, lr=1e-3, warmup=10, epochs=1, val_size=200, seed=0,
-                                       train_subset=512, test_subset=256),
     # the shipped Glow of lessons 06-07 (0.87M parameters; trained over several sittings through resume)
     "glow-fmnist": TrainConfig("glow", dict(levels=2, steps=16, hidden=128, coupling="affine", mixing="lu"),
                                batch_size=64, lr=1e-3, warmup=500, epochs=24, val_size=2000, seed=0),
-    # the same recipe, tiny, for tests and fast mode
-    "glow-fmnist-tiny": TrainConfig("glow", dict(levels=2, steps=2, hidden=16, coupling="affine", mixing="lu"),
-                                    batch_size=32, lr=1e-3, warmup=10, epochs=1, val_size=200, seed=0,
-                                    train_subset=512, test_subset=256),
     # the small VAE of lesson 07's bits/dim table (an MLP on logit-space pixels; log_prob is its one-sample ELBO, so
     # the test_bpd this trainer reports is the ELBO's bound; lesson 07's table adds the importance-weighted bound)
     "vae-fmnist": TrainConfig("image_vae", dict(latent=32, hidden=256), batch_size=64, lr=1e-3, warmup=200,
                               epochs=4, val_size=2000, seed=0),
-    "vae-fmnist-tiny": TrainConfig("image_vae", dict(latent=4, hidden=16), batch_size=32, lr=1e-3, warmup=10,
-                                   epochs=1, val_size=200, seed=0, train_subset=512, test_subset=256),
 }
 
 

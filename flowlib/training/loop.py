@@ -217,7 +217,7 @@ def _grad_norm(params: list[Tensor], clip: float | None) -> float:
 def _progress_bar(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    # In fast mode (the test suite) the bar would only add noise to logs.
+    # enabled=False: no bar at all (fit(progress=False), and every process but the first under torch.distributed)
     return tqdm(total=total, disable=not enabled, desc="training", leave=True)
 
 

@@ -10,7 +10,9 @@ was.
 
 To write a checker: decorate a function that returns a message for a correct answer and raises ``wrong(diagnosis,
 message, hint)`` otherwise with ``@checker(title, placeholder_hint)``; call the learner's function through
-``call(fn, *args)``, which turns placeholders and crashes into verdicts.
+``call(fn, *args)``, which turns placeholders and crashes into verdicts, and read what it hands back with
+``number(value, what)`` (one number) or ``numbers(value, what, shape)`` (a float64 tensor), which turn anything
+else into a verdict that says what was expected.
 
 Solution cells (every lesson): a reference answer lives in a code cell tagged ``solution``, collapsed
 (``jupyter.source_hidden``), whose first line is ``%%solution`` and a neutral note. Importing this module (which
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 __all__ = ["CORRECT", "WRONG", "MISSING", "ExerciseError", "ExerciseResult", "Verdict", "wrong", "checker", "call",
-           "short", "SOLUTION_MAGIC", "SOLUTION_FIRST_LINE", "run_solution", "register_solution_magic"]
+           "short", "number", "numbers", "SOLUTION_MAGIC", "SOLUTION_FIRST_LINE", "run_solution", "register_solution_magic"]
 
 CORRECT, WRONG, MISSING = "correct", "wrong", "not answered"
 
@@ -168,6 +170,30 @@ def call(fn, *args):
         raise Verdict(MISSING, "your function returns nothing yet.",
                        "replace the `...` (or add a `return`) and run the cell again.", "missing")
     return out
+
+
+def number(value, what: str = "your answer", diagnosis: str = "not_numeric") -> float:
+    """``value`` as one float (a Python number, a NumPy scalar or a one-element tensor); anything else raises the
+    verdict ``wrong(diagnosis, "<what> should be a number, got ...")``."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong(diagnosis, f"{what} should be a number, got {type(value).__name__} ({short(value)}).") from None
+
+
+def numbers(value, what: str, shape: tuple[int, ...] | None = None, hint: str = ""):
+    """``value`` (a tensor, array or nested list) as a detached float64 tensor; anything that is not numbers raises
+    the verdict ``not_numeric``, and, when ``shape`` is given, a tensor of another shape raises ``shape`` (with
+    ``hint``)."""
+    import torch
+
+    try:
+        t = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong("not_numeric", f"{what} is a {type(value).__name__} ({short(value)}), not numbers.") from None
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise wrong("shape", f"{what} has shape {tuple(t.shape)}, expected {tuple(shape)}.", hint)
+    return t
 
 
 # ---- solution cells that neither spoil nor overwrite ----------------------------------------------------------------

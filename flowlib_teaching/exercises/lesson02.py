@@ -16,24 +16,10 @@ from typing import Callable
 
 import torch
 
-from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, MISSING, Verdict, call, checker, short, wrong
+from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, MISSING, Verdict, call, checker, number, numbers, short, wrong
 
 __all__ = ["ExerciseError", "ExerciseResult", "check_area", "check_triangular_logdet", "check_sine_shear_jacobian",
            "AREA_MATRIX"]
-
-
-def _number(answer) -> float:
-    try:
-        return float(answer)
-    except (TypeError, ValueError):
-        raise wrong("not_a_number", f"expected a number, got {short(answer)}.") from None
-
-
-def _tensor(out, what: str) -> torch.Tensor:
-    try:
-        return torch.as_tensor(out.detach() if isinstance(out, torch.Tensor) else out, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise wrong("not_numeric", f"{what} is a {type(out).__name__} ({short(out)}), not numbers.") from None
 
 
 # ---- lesson 02 -------------------------------------------------------------------------------------------------------
@@ -45,7 +31,7 @@ AREA_MATRIX = [[1.0, 2.0], [1.5, 0.5]]  # det = 0.5 - 3 = -2.5
           answer="value")
 def check_area(answer) -> str:
     """Exercise 02.1: the area of the image of the unit square under A = [[1, 2], [1.5, 0.5]]."""
-    a = _number(answer)
+    a = number(answer, diagnosis="not_a_number")
     (p, q), (r, s) = AREA_MATRIX
     det = p * s - q * r
     if math.isclose(a, abs(det), abs_tol=1e-6):
@@ -75,10 +61,10 @@ def _lower_triangular_batch(seed: int = 0) -> torch.Tensor:
 @checker("Exercise 02.3 — log|det J| of a triangular Jacobian",
           "write triangular_logdet(J) for a batch J of shape (B, D, D) and run the cell again.")
 def check_triangular_logdet(fn: Callable) -> str:
-    """Exercise 02.2: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
+    """Exercise 02.3: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
     from the diagonal only."""
     J = _lower_triangular_batch()
-    out = _tensor(call(fn, J.clone()), "your result")
+    out = numbers(call(fn, J.clone()), "your result")
     truth = torch.linalg.slogdet(J)[1]
     if out.shape != truth.shape:
         raise wrong("shape", f"expected one number per matrix, shape (B,) = {tuple(truth.shape)}, got "
@@ -88,7 +74,7 @@ def check_triangular_logdet(fn: Callable) -> str:
         J2 = J.clone()
         J2[:, 0, 3] += 100.0  # no longer triangular: the diagonal is unchanged, the determinant is not
         try:
-            out2 = _tensor(call(fn, J2), "your result")
+            out2 = numbers(call(fn, J2), "your result")
         except Verdict:
             out2 = None
         if out2 is not None and out2.shape == truth.shape and torch.allclose(out2, truth, atol=1e-8):

@@ -13,28 +13,13 @@ from typing import Callable
 
 import torch
 
-from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, MISSING, Verdict, call, checker, short, wrong
+from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, MISSING, Verdict, call, checker, number, numbers, wrong
 
 __all__ = ["ExerciseError", "ExerciseResult", "check_composition_log_prob", "check_kl_gap", "check_pass_counts",
            "KL_NUMBERS"]
 
 
 # ---- lesson 03 -------------------------------------------------------------------------------------------------------
-def _number(answer) -> float:
-    try:
-        return float(answer)
-    except (TypeError, ValueError):
-        raise wrong("not_a_number", f"expected a number, got {short(answer)}.") from None
-
-
-def _tensor(out, what: str) -> torch.Tensor:
-    try:
-        return torch.as_tensor(out.detach() if isinstance(out, torch.Tensor) else out, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise wrong("not_numeric", f"{what} is a {type(out).__name__} ({short(out)}), not numbers.") from None
-
-
-# ---- lesson 02 -------------------------------------------------------------------------------------------------------
 
 
 def _small_stack():
@@ -60,7 +45,7 @@ def check_composition_log_prob(fn: Callable) -> str:
     flows, base = _small_stack()
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(1)) * 1.5
     with torch.no_grad():
-        out = _tensor(call(fn, flows, base, x.clone()), "your result")
+        out = numbers(call(fn, flows, base, x.clone()), "your result")
         truth = FlowModel(Compose(*flows), base).log_prob(x).double()
         if out.shape != truth.shape:
             raise wrong("shape", f"expected one log-density per sample, shape {tuple(truth.shape)}, got "
@@ -105,7 +90,7 @@ KL_NUMBERS = {"nll": 2.61, "floor": 2.39}  # nats
           "replace the ... with a number, using E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q).", answer="value")
 def check_kl_gap(answer) -> str:
     """Exercise 03.2: with held-out NLL 2.61 nats and floor (entropy of p_data) 2.39 nats, estimate KL(p_data || q)."""
-    a = _number(answer)
+    a = number(answer, diagnosis="not_a_number")
     nll, floor = KL_NUMBERS["nll"], KL_NUMBERS["floor"]
     if math.isclose(a, nll - floor, abs_tol=1e-3):
         return (f"KL(p_data ‖ q) = E[−log q] − H(p_data) = {nll} − {floor} = {nll - floor:.2f} nats. Minimising the "

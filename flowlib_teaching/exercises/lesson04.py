@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from flowlib.bijections.coupling import AffineCoupling
-from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, call, checker, short, wrong
+from flowlib_teaching.exercises.framework import ExerciseError, ExerciseResult, call, checker, numbers, wrong
 from flowlib.bijections.masks import alternating_mask, half_mask, random_mask
 
 __all__ = ["ExerciseError", "ExerciseResult", "check_coupling_inverse", "check_guaranteed_zeros",
            "check_logit_bits_per_dim", "logit_bits_per_dim"]
 
 
+_BATCH_HINT = "work on whole batches: every operation in a coupling is element-wise or a sum over dim 1."
+
+
 def _tensor(out, what: str, shape: tuple[int, ...]) -> torch.Tensor:
-    try:
-        t = out.detach().double() if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out, dtype=float))
-    except (TypeError, ValueError, RuntimeError):
-        raise wrong("not_numeric", f"{what} is a {type(out).__name__} ({short(out)}), not numbers.") from None
-    if tuple(t.shape) != shape:
-        raise wrong("shape", f"{what} has shape {tuple(t.shape)}, expected {shape}.",
-                     "work on whole batches: every operation in a coupling is element-wise or a sum over dim 1.")
-    return t
+    return numbers(out, what, shape, _BATCH_HINT)
 
 
 # ---- exercise 1: invert an affine coupling --------------------------------------------------------------------

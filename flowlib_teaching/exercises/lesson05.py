@@ -15,19 +15,9 @@ import math
 
 import torch
 
-from flowlib_teaching.exercises.framework import call, checker, short, wrong
+from flowlib_teaching.exercises.framework import call, checker, numbers, short, wrong
 
 __all__ = ["check_pipeline_bits_per_dim", "check_unsqueeze", "check_latent_shapes", "pipeline_bits_per_dim"]
-
-
-def _tensor(out, what: str, shape: tuple[int, ...]) -> torch.Tensor:
-    try:
-        t = out.detach().double() if isinstance(out, torch.Tensor) else torch.as_tensor(out, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise wrong("not_numeric", f"{what} is a {type(out).__name__} ({short(out)}), not numbers.") from None
-    if tuple(t.shape) != shape:
-        raise wrong("shape", f"{what} has shape {tuple(t.shape)}, expected {shape}.")
-    return t
 
 
 # ---- exercise 1: bits/dim through the whole pipeline ------------------------------------------------------------
@@ -66,7 +56,7 @@ def check_pipeline_bits_per_dim(fn) -> str:
     alpha = 0.05
     for shape, seed in (((1, 28, 28), 0), ((3, 8, 8), 1)):
         log_p_z, logdet_flow, y = _pipeline_case(shape, seed)
-        got = _tensor(call(fn, log_p_z.clone(), logdet_flow.clone(), y.clone(), alpha), "your bits/dim",
+        got = numbers(call(fn, log_p_z.clone(), logdet_flow.clone(), y.clone(), alpha), "your bits/dim",
                       (y.shape[0],))
         truth = pipeline_bits_per_dim(log_p_z, logdet_flow, y, alpha)
         if torch.allclose(got, truth, rtol=1e-6, atol=1e-9):
@@ -130,7 +120,7 @@ def check_unsqueeze(fn) -> str:
         x = torch.arange(b * c * h * w, dtype=torch.float64).reshape(b, c, h, w)
         z = Squeeze()(x)[0]
         out = call(fn, z.clone())
-        got = _tensor(out, f"your output for z of shape {tuple(z.shape)}", (b, c, h, w)) if isinstance(
+        got = numbers(out, f"your output for z of shape {tuple(z.shape)}", (b, c, h, w)) if isinstance(
             out, torch.Tensor) and out.shape == x.shape else None
         if got is None:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

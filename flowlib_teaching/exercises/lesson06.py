@@ -11,16 +11,9 @@ import math
 
 import torch
 
-from flowlib_teaching.exercises.framework import call, checker, wrong
+from flowlib_teaching.exercises.framework import call, checker, number, wrong
 
 __all__ = ["check_actnorm_init", "check_conv1x1_logdet", "check_glow_latent_shapes"]
-
-
-def _number(v, what: str) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError, RuntimeError):
-        raise wrong("not_numeric", f"{what} should be one number, got {type(v).__name__} ({v!r:.60}).") from None
 
 
 def _matrices() -> list[torch.Tensor]:
@@ -37,7 +30,7 @@ def check_conv1x1_logdet(fn) -> str:
     for w, (h, wd) in zip(_matrices(), [(4, 4), (3, 5), (7, 7)]):
         sign, logabs = torch.linalg.slogdet(w)
         want = h * wd * float(logabs)
-        got = _number(call(fn, w.clone(), h, wd), "the log-determinant")
+        got = number(call(fn, w.clone(), h, wd), "the log-determinant")
         if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-8):
             continue
         c = w.shape[0]

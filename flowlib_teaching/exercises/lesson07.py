@@ -11,16 +11,9 @@ import math
 
 import torch
 
-from flowlib_teaching.exercises.framework import call, checker, wrong
+from flowlib_teaching.exercises.framework import call, checker, number, wrong
 
 __all__ = ["check_attribute_direction", "check_shell_radius", "check_slerp"]
-
-
-def _number(v, what: str) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        raise wrong("not_numeric", f"{what} should be a number, got {type(v).__name__} ({v!r}).") from None
 
 
 def _vector(v, shape, what: str) -> torch.Tensor:
@@ -40,7 +33,7 @@ def check_shell_radius(fn) -> str:
     from flowlib.latents import shell_radius
 
     for d, t in [(784, 1.0), (784, 0.7), (3072, 1.0), (100, 0.5)]:
-        got = _number(call(fn, d, t), "the norm")
+        got = number(call(fn, d, t), "the norm")
         want = shell_radius(d, t)
         if abs(got - want) <= 0.01 * want:
             continue

@@ -17,18 +17,16 @@ cannot work (the same class twice) is shown as a message, never as a traceback.
 """
 from __future__ import annotations
 
-import base64
-import io
 import math
 import time
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from flowlib import latents
 from flowlib.data.fashion_mnist import CLASSES
+from flowlib_teaching.widgets.base import FigureWidget
 
 __all__ = ["temperature_grid", "interpolation", "attribute_vector", "level_swap", "show_grey", "tile"]
 
@@ -63,26 +61,18 @@ def show_grey(images: torch.Tensor, nrow: int = 8, ax=None, title: str | None = 
     return ax
 
 
-class _ImageWidget:
-    """Controls, one matplotlib Figure rendered to a PNG inside an ipywidgets.Output, a message line.
+class _ImageWidget(FigureWidget):
+    """A ``FigureWidget`` whose heavy part (the model) runs on a button, and whose ``live`` controls only redraw.
 
-    Subclasses build their artists once (``_build``), compute what the controls ask for (``_compute``, returns the
-    new ``state``) and move the artists (``_draw``). Controls listed in ``live`` redraw on every change; the others
-    wait for the button (if any).
+    Subclasses prepare what the controls can show (``_prepare``, with the model), build their artists once
+    (``_build``), compute what the controls ask for (``_compute``, returns the new ``state``) and move the artists
+    (``_draw``). Controls listed in ``live`` redraw on every change; the others wait for the button (if any).
     """
-
-    title = "widget"
 
     def __init__(self, controls: dict, live: tuple[str, ...], figsize, button: str | None = None, dpi: int = 72):
         import ipywidgets as W
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        self.controls, self.dpi = controls, dpi
-        self.figure = Figure(figsize=figsize, dpi=dpi)
-        FigureCanvasAgg(self.figure)
-        self.message, self.output = W.HTML(), W.Output()
-        self.state: dict = {}
-        self.png = b""
+        super().__init__(controls, figsize, dpi)
         self.button = None
         if button:
             self.button = W.Button(description=button, button_style="primary", layout=W.Layout(width="220px"))
@@ -90,17 +80,7 @@ class _ImageWidget:
         for name in live:
             controls[name].observe(lambda change: self.update(), names="value")
         self._build()
-        boxes = [W.HBox(list(controls.values()) + ([self.button] if self.button else []),
-                        layout=W.Layout(flex_flow="row wrap"))]
-        self.widget = W.VBox(boxes + [self.message, self.output])
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def values(self) -> dict:
-        return {k: c.value for k, c in self.controls.items()}
+        self._layout([self.button] if self.button else [])
 
     def recompute(self) -> None:
         """The heavy part (encode/decode with the model), then a redraw. The button calls it."""
@@ -115,32 +95,12 @@ class _ImageWidget:
         self.update()
         self.state["recompute_seconds"] = time.perf_counter() - start
 
-    def update(self) -> None:
-        """Redraw from what was prepared (no model call): the live controls call it."""
-        start = time.perf_counter()
-        state = self._compute(self.values())
-        self.state = {**state, "message": getattr(self, "_problem", "") or state.get("note", "")}
-        msg = self.state["message"]
-        self.message.value = f"<span style='color:#b00020'><b>{msg}</b></span>" if msg else ""
-        self._draw()
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
-        self.png = buf.getvalue()
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
-                                         "text/plain": f"<{self.title} figure>"}},)
-        self.state["seconds"] = time.perf_counter() - start
+    def _state(self, v: dict) -> dict:
+        """``update()`` redraws from what was prepared (no model call); the live controls call it."""
+        state = self._compute(v)  # a problem with the last choice (kept from recompute) is the message
+        return {**state, "message": getattr(self, "_problem", "") or state.get("note", "")}
 
     def _prepare(self, v: dict) -> None:
-        raise NotImplementedError
-
-    def _build(self) -> None:
-        raise NotImplementedError
-
-    def _compute(self, v: dict) -> dict:
-        raise NotImplementedError
-
-    def _draw(self) -> None:
         raise NotImplementedError
 
 

@@ -11,11 +11,11 @@ the naive one-preimage formula next to the correct sum over both preimages.
 
 Rendering: the figure is a plain ``matplotlib.figure.Figure`` (not pyplot, so ``%matplotlib inline`` never shows a
 stray copy) drawn with Agg into a PNG that replaces the content of an ``ipywidgets.Output``. That works in plain
-JupyterLab without ipympl, in a static export of the executed notebook, and headless in the tests.
+JupyterLab without ipympl, in a static export of the executed notebook, and headless in the tests
+(``flowlib_teaching.widgets.base.FigureOutput``).
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,12 +23,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from flowlib.core import Compose, Flow, FlowInputError, Inverse
 from flowlib.distributions import StandardNormal, StandardUniform
 from flowlib.bijections.elementwise import Affine, Exp, Sigmoid, SinhArcsinh
+from flowlib_teaching.widgets.base import FigureOutput
 
 __all__ = ["ChangeOfVariablesWidget", "MAPS", "canonical_map_name", "change_of_variables", "map_branches"]
 
@@ -256,7 +255,9 @@ class ChangeOfVariablesWidget:
                 step=step, description=desc, continuous_update=True, readout_format=".2f",
                 layout=W.Layout(width="320px"))
         self.readout = W.HTML()
-        self.output = W.Output(layout=W.Layout(min_height=f"{int(3.4 * dpi) + 10}px"))
+        self._view = FigureOutput((11, 3.4), dpi, label="<change-of-variables figure>",
+                                  layout=W.Layout(min_height=f"{int(3.4 * dpi) + 10}px"))
+        self.figure, self.output = self._view.figure, self._view.output
         self.controls["map"].observe(self._on_map, names="value")
         for name, control in self.controls.items():
             if name != "map":
@@ -296,8 +297,6 @@ class ChangeOfVariablesWidget:
 
     # ---- drawing --------------------------------------------------------------------------------------------------
     def _build_figure(self) -> None:
-        self.figure = Figure(figsize=(11, 3.4), dpi=self.dpi)
-        FigureCanvasAgg(self.figure)
         self.figure.subplots_adjust(left=0.055, right=0.99, bottom=0.16, top=0.9, wspace=0.27)
         ax_z, ax_g, ax_x = self.figure.subplots(1, 3)
         self._axes = (ax_z, ax_g, ax_x)
@@ -523,17 +522,7 @@ class ChangeOfVariablesWidget:
 
     def _render(self) -> None:
         """Agg-render the figure to a PNG and make it the Output's only content (no flicker, no pyplot)."""
-        import base64
-
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
-        self.png = buf.getvalue()
-        self.output.outputs = ({
-            "output_type": "display_data",
-            "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
-                     "text/plain": "<change-of-variables figure>"},
-            "metadata": {},
-        },)
+        self.png = self._view.show()
 
 
 def _wrap(text: str, width: int) -> str:

@@ -8,25 +8,22 @@ a widget wires controls to it and draws, so a test can set ``controls[name].valu
 Every widget exposes ``controls`` (dict of ipywidgets), ``figure`` (a plain matplotlib Figure), ``state`` (dict of
 what was computed and drawn), ``message`` (an ipywidgets.HTML: warnings are shown there and in the figure, never as a
 traceback) and ``update()``. The figure is rendered with Agg into a PNG that becomes the content of an
-``ipywidgets.Output`` (no ipympl needed; works headless).
+``ipywidgets.Output`` (no ipympl needed; works headless): ``flowlib_teaching.widgets.base``.
 """
 from __future__ import annotations
 
-import base64
-import io
 import math
-import time
 from typing import Callable
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from flowlib_teaching import plot2d
 from flowlib.testing import jacobian
 from flowlib_teaching.maps2d import MAPS_2D
+from flowlib_teaching.widgets.base import FigureWidget
 
 __all__ = ["matrix_deformation", "local_linearization", "layer_stepper",
            "SINGULAR_TOL"]
@@ -34,8 +31,8 @@ __all__ = ["matrix_deformation", "local_linearization", "layer_stepper",
 SINGULAR_TOL = 1e-6  # |det A| below this counts as singular
 
 
-class _Widget2D:
-    """Controls + one Figure rendered into an Output + a message line.
+class _Widget2D(FigureWidget):
+    """A ``FigureWidget`` with ``ncols`` axes side by side, a suptitle, and every control live.
 
     Subclasses define ``_build`` (create every artist once), ``_compute`` (the maths, from the controls' values) and
     ``_draw`` (move the existing artists: ``set_data``, ``set_xy``, ``set_offsets``, ``set_text``). Nothing is
@@ -43,63 +40,18 @@ class _Widget2D:
     update only changes data and renders one PNG.
     """
 
-    title = "widget"
-
     def __init__(self, controls: dict, figsize: tuple[float, float], dpi: int = 80, ncols: int = 2):
-        import ipywidgets as W
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        self.controls = controls
-        self.dpi = dpi
-        self.figure = Figure(figsize=figsize, dpi=dpi)
-        FigureCanvasAgg(self.figure)
+        super().__init__(controls, figsize, dpi)
         # a fixed layout (constrained layout would double the drawing time of every update)
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.83, wspace=0.3)
         self.axes = list(self.figure.subplots(1, ncols))
         for ax in self.axes:
             ax.locator_params(nbins=5)  # fewer tick labels: text is most of the drawing time
         self.suptitle = self.figure.suptitle(" ")
-        self.message = W.HTML()
-        self.output = W.Output()
-        self.state: dict = {}
-        self.png = b""
         self._build()
         for c in controls.values():
             c.observe(lambda change: self.update(), names="value")
-        self.widget = W.VBox([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")),
-                              self.message, self.output])
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def values(self) -> dict:
-        return {k: c.value for k, c in self.controls.items()}
-
-    def update(self) -> None:
-        """Recompute from the controls, move the artists, and show the new picture."""
-        start = time.perf_counter()
-        self.state = self._compute(self.values())
-        msg = self.state.get("message", "")
-        self.message.value = f"<span style='color:#b00020'><b>{msg}</b></span>" if msg else ""
-        self._draw()
-        buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
-        self.png = buf.getvalue()
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
-                                         "text/plain": f"<{self.title} figure>"}},)
-        self.state["seconds"] = time.perf_counter() - start
-
-    def _build(self) -> None:
-        raise NotImplementedError
-
-    def _compute(self, v: dict) -> dict:
-        raise NotImplementedError
-
-    def _draw(self) -> None:
-        raise NotImplementedError
+        self._layout()
 
 
 def _title(ax, text: str, **kw) -> None:

@@ -6,6 +6,13 @@ In lesson 01 it then moves the change-of-variables widget's slider with the keyb
 and the picture change; in lesson 07 it moves the temperature slider. Screenshots of each checked widget go to
 artifacts/browser/.
 
+Solutions, as a student meets them (lesson 01): after Run All, every collapsed ``%%solution`` cell shows only its
+neutral first line in the page (no line of the answer is visible). Then the test types a wrong answer into the first
+exercise's editor and presses Shift+Enter twice, as a student would: the exercise says "not yet right", the focus
+lands on the collapsed solution cell, and running it says "correct". A new cell below then checks the student's
+function again without redefining it: it must still be the wrong answer ("not yet right"), i.e. the solution did
+not overwrite it.
+
 Add a lesson to LESSONS to have it opened and run as well; give it a widget check like lesson 01's when it has
 widgets that matter.
 """
@@ -21,10 +28,11 @@ from .conftest import ROOT, JupyterLabServer
 
 LESSON_01 = "01_change_of_variables.ipynb"
 LESSON_05 = "05_flows_for_images.ipynb"
+LESSON_06 = "06_glow.ipynb"
 LESSON_07 = "07_what_glow_can_do.ipynb"
 LESSON_08 = "08_memory_and_beyond.ipynb"
-LESSONS = [LESSON_01, LESSON_05, LESSON_07, LESSON_08]
-RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_07: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
+LESSONS = [LESSON_01, LESSON_05, LESSON_06, LESSON_07, LESSON_08]
+RUN_TIMEOUT = {LESSON_01: 120, LESSON_05: 240, LESSON_06: 300, LESSON_07: 240, LESSON_08: 300}  # seconds, fast mode on a busy 2-core machine
 
 # What the page's notebook is doing, read from JupyterLab's own model (the app is exposed to the page):
 # the kernel's status, code cells in all and executed, cells still queued or running ("[*]"), and error outputs.
@@ -77,10 +85,12 @@ def _state(page, name):
     return page.evaluate(NOTEBOOK_STATE, name)
 
 
-def _wait(page, name, done, timeout, what):
+def _wait(page, name, done, timeout, what, read=None):
+    """Poll ``read()`` (the notebook state by default) until ``done(state)``; fail after ``timeout`` seconds."""
+    read = read or (lambda: _state(page, name))
     deadline, state = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        state = _state(page, name)
+        state = read()
         if state is not None and done(state):
             return state
         page.wait_for_timeout(500)
@@ -162,10 +172,164 @@ def test_lesson_01_runs_and_its_widget_responds_to_the_keyboard(lab, page, artif
     lab.shutdown_kernels()
 
 
+# The solution cells of the open notebook: index, source, whether the input is collapsed (in the page and in the
+# cell's metadata), the text the page shows for the whole cell (innerText: what is rendered, not what is hidden) and
+# the collapsed input's placeholder text.
+SOLUTION_CELLS = """(name) => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!w || !w.content || !w.context || w.context.path !== name) return null;
+  const found = [];
+  w.content.widgets.forEach((cell, index) => {
+    const source = cell.model.sharedModel.getSource();
+    if (cell.model.type !== 'code' || !source.startsWith('%%solution')) return;
+    const placeholder = cell.node.querySelector('.jp-InputPlaceholder .jp-PlaceholderText');
+    found.push({index, source, inputHidden: cell.inputHidden,
+                sourceHidden: !!(cell.model.getMetadata('jupyter') || {}).source_hidden,
+                shown: cell.node.innerText, placeholder: placeholder ? placeholder.innerText : null});
+  });
+  return found;
+}"""
+
+# One cell of the open notebook: its type, source, execution count, whether it is queued or running, the text its
+# output area shows, and which cell is active in which mode; with the kernel's status.
+CELL_STATE = """([name, index]) => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!w || !w.content || !w.sessionContext || !w.context || w.context.path !== name) return null;
+  const cell = w.content.widgets[index];
+  if (!cell) return null;
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  const prompt = cell.node.querySelector('.jp-InputArea-prompt');
+  const output = cell.node.querySelector('.jp-OutputArea');
+  return {kernel: kernel ? kernel.status : 'none', type: cell.model.type, source: cell.model.sharedModel.getSource(),
+          count: cell.model.type === 'code' ? cell.model.executionCount : null,
+          running: !!(prompt && prompt.textContent.includes('*')), output: output ? output.innerText : '',
+          active: w.content.activeCellIndex, mode: w.content.mode};
+}"""
+
+# What the student types over the first exercise's placeholder: p(f(x)) without the factor |df/dx| = 1/2, a wrong
+# answer the checker diagnoses. The check call line is kept as the exercise has it.
+WRONG_ANSWER_01 = "def q_ex1(x): return torch.where((x >= 3) & (x <= 5), 1.0, 0.0)"
+# The verdict's heading as the page shows it (ExerciseResult's HTML: "✓ Correct — ...", "✗ Not yet right — ...").
+NOT_YET_RIGHT, CORRECT = re.compile(r"✗\s*not yet right", re.I), re.compile(r"✓\s*correct", re.I)
+
+
+def _squash(text: str) -> str:
+    """Runs of white space as one space, as the page renders them (innerText collapses them)."""
+    return " ".join(text.split())
+
+
+def _answer_lines(source: str) -> list[str]:
+    """The lines of a solution cell after its neutral first line, as the page would render them."""
+    return [_squash(line) for line in source.splitlines()[1:] if line.strip()]
+
+
+def _cell(page, name, index):
+    return page.evaluate(CELL_STATE, [name, index])
+
+
+def _shift_enter(page, name, index, timeout=90):
+    """Press Shift+Enter with cell ``index`` active and wait until the kernel has run it (its execution count moved
+    on, nothing queued, the kernel idle, an output shown); returns the cell's state."""
+    before = _cell(page, name, index)
+    assert before["active"] == index, f"cell {index} should be active before Shift+Enter, cell {before['active']} is"
+    page.keyboard.press("Shift+Enter")
+
+    def ran(s):
+        return (s["count"] is not None and s["count"] != before["count"] and not s["running"]
+                and s["kernel"] == "idle" and s["output"].strip() != "")
+
+    return _wait(page, name, ran, timeout, f"running cell {index} with Shift+Enter",
+                 read=lambda: _cell(page, name, index))
+
+
+def test_lesson_01_solutions_neither_spoil_nor_overwrite(lab, page, artifacts):
+    from flowlib_teaching.exercises.framework import SOLUTION_FIRST_LINE
+
+    run_all_cells(page, lab, LESSON_01, artifacts, RUN_TIMEOUT[LESSON_01])
+    cells = page.evaluate(SOLUTION_CELLS, LESSON_01)
+    assert cells, "lesson 01 has no %%solution cells in the page"
+    neutral = _squash(SOLUTION_FIRST_LINE)[:40]  # its start (the page may cut a long line short)
+    notebook = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+    for c in cells:
+        where = f"solution cell {c['index']}"
+        assert c["sourceHidden"] and c["inputHidden"], f"{where} is not collapsed: {c}"
+        assert c["source"].startswith(SOLUTION_FIRST_LINE), f"{where} does not start with the neutral line"
+        assert c["placeholder"] is not None and neutral in _squash(c["placeholder"]), \
+            f"{where}: the collapsed input shows {c['placeholder']!r}, not the neutral line"
+        shown = _squash(c["shown"])
+        assert neutral in shown, f"{where}: the page does not show the neutral line: {shown[:300]!r}"
+        spoilers = [line for line in _answer_lines(c["source"]) if line in shown]
+        assert not spoilers, f"{where} shows lines of the answer in the page: {spoilers}"
+        assert CORRECT.search(c["shown"]), f"{where}: after Run All its output should say correct: {c['shown']!r}"
+    notebook.nth(cells[0]["index"]).screenshot(path=str(artifacts / "01-solution-collapsed.png"))
+
+    # The first exercise is the code cell just above the first solution cell.
+    solution = cells[0]["index"]
+    exercise = solution - 1
+    given = _cell(page, LESSON_01, exercise)
+    assert given["type"] == "code" and re.search(r"not answered yet", given["output"], re.I), \
+        f"cell {exercise} should be the first exercise, not answered yet after Run All: {given}"
+    check_line = [line for line in given["source"].splitlines() if line.strip()][-1]
+    assert check_line.startswith("check_"), f"the exercise's last line should call its checker: {check_line!r}"
+
+    # The student clicks into the exercise's editor, selects everything and types a wrong answer and the check call.
+    t0 = time.monotonic()
+    notebook.nth(exercise).locator(".cm-content").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(WRONG_ANSWER_01)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.keyboard.type(check_line)
+    typed = _cell(page, LESSON_01, exercise)
+    assert typed["mode"] == "edit" and typed["active"] == exercise, f"not editing cell {exercise}: {typed}"
+    assert typed["source"].strip() == f"{WRONG_ANSWER_01}\n\n{check_line}", \
+        f"the editor holds something else than what was typed: {typed['source']!r}"
+
+    # Shift+Enter: the exercise says "not yet right", and the focus lands on the collapsed solution cell.
+    ran = _shift_enter(page, LESSON_01, exercise)
+    notebook.nth(exercise).screenshot(path=str(artifacts / "01-solution-exercise-wrong.png"))
+    assert NOT_YET_RIGHT.search(ran["output"]), f"the wrong answer was not told 'not yet right': {ran['output']!r}"
+    assert ran["active"] == solution, f"Shift+Enter went to cell {ran['active']}, not the solution cell {solution}"
+
+    # Shift+Enter again: the solution runs (still collapsed, still not spoiling) and says "correct".
+    ran = _shift_enter(page, LESSON_01, solution)
+    notebook.nth(solution).screenshot(path=str(artifacts / "01-solution-ran.png"))
+    assert CORRECT.search(ran["output"]) and not NOT_YET_RIGHT.search(ran["output"]), \
+        f"the solution cell should say correct: {ran['output']!r}"
+    after = next(c for c in page.evaluate(SOLUTION_CELLS, LESSON_01) if c["index"] == solution)
+    assert after["inputHidden"], "running the solution cell expanded it"
+    assert not [line for line in _answer_lines(after["source"]) if line in _squash(after["shown"])], \
+        "after running, the solution cell shows lines of its answer"
+
+    # Is the student's answer still there? Re-running the exercise cell would prove nothing (it defines q_ex1 again),
+    # so the student inserts a cell below the solution and calls the checker on q_ex1 as it is in the kernel now.
+    page.keyboard.press("Escape")
+    page.keyboard.press("a")  # a new cell above the active one (the cell after the solution)
+    probe = solution + 1
+    _wait(page, LESSON_01, lambda s: s["active"] == probe and s["type"] == "code" and s["source"] == "", 15,
+          "inserting a cell below the solution", read=lambda: _cell(page, LESSON_01, probe))
+    page.keyboard.press("Enter")  # edit mode
+    page.keyboard.type(check_line)
+    ran = _shift_enter(page, LESSON_01, probe)
+    notebook.nth(probe).screenshot(path=str(artifacts / "01-solution-answer-kept.png"))
+    assert NOT_YET_RIGHT.search(ran["output"]) and not CORRECT.search(ran["output"]), \
+        f"after the solution cell ran, the student's q_ex1 is no longer the wrong answer they typed: the solution " \
+        f"overwrote it (the check of q_ex1 now says: {ran['output']!r})"
+    print(f"{LESSON_01}: typed a wrong answer and ran exercise, solution and check in {time.monotonic() - t0:.0f} s")
+    lab.shutdown_kernels()
+
+
 def test_lesson_05_runs_without_errors(lab, page, artifacts):
     run_all_cells(page, lab, LESSON_05, artifacts, RUN_TIMEOUT[LESSON_05])
     images = page.locator(".jp-OutputArea-output img")
     assert images.count() >= 4, "lesson 05 should show its figures"
+    lab.shutdown_kernels()
+
+
+def test_lesson_06_runs_without_errors(lab, page, artifacts):
+    run_all_cells(page, lab, LESSON_06, artifacts, RUN_TIMEOUT[LESSON_06])
+    images = page.locator(".jp-OutputArea-output img")
+    assert images.count() >= 4, "lesson 06 should show its figures (the 1x1 Jacobian, LU cost, ablation, training curves)"
     lab.shutdown_kernels()
 
 

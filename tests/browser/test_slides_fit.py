@@ -2,18 +2,22 @@
 shown in turn and its content measured against reveal.js's slide size (1280x720, 16:9). A slide whose content is
 taller or wider than the slide fails the test, with the deck, the slide number and the first words of the slide.
 
-The decks are built from every lesson executed in fast mode (``fit_decks`` below): the figures and outputs have the
-sizes of a real run, and the executed copies are cached in build/executed/fast/ between runs. How to make a slide
-fit: give a figure's code cell the tag ``slide-output-only`` (the slide shows the figure, not the code), split a
-long text with a ``subslide``, or shorten it. Screenshots of overflowing slides go to artifacts/browser/.
+Each deck is built from its lesson's fast-mode run, the one tests/test_lessons.py made and stored in
+build/executed/fast/ (under ``pytest -n`` a lesson's tests run on one worker, that run first: tests/conftest.py; run alone, this test
+executes the lesson itself): the figures and outputs have the sizes of a real run. How to make a slide fit: give a
+figure's code cell the tag ``slide-output-only`` (the slide shows the figure, not the code), split a long text with a
+``subslide``, or shorten it. Screenshots of overflowing slides go to artifacts/browser/.
 """
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
+from coursetools import lesson_paths
+
+from ..test_lessons import lesson_param
 from .conftest import ARTIFACTS
+
+LESSONS = lesson_paths()
 
 VIEWPORTS = [(1280, 720), (1920, 1080)]
 
@@ -33,15 +37,19 @@ MEASURE = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def fit_decks(tmp_path_factory):
-    """Every lesson executed in fast mode (cached in build/executed/fast), exported as decks."""
-    from coursetools import BUILD_DIR, lesson_paths
+_DECKS: dict = {}
+
+
+def deck_of(path, tmp_path_factory):
+    """Lesson ``path`` executed in fast mode (cached in build/executed/fast/), exported as a deck; once per lesson."""
+    from coursetools import BUILD_DIR
     from coursetools.execute import executed_lessons
     from coursetools.slides import export_slides
 
-    executed = executed_lessons(lesson_paths(), BUILD_DIR / "executed", fast=True, log=lambda msg: None)
-    return export_slides(executed, tmp_path_factory.mktemp("fit-slides"))
+    if path not in _DECKS:
+        executed = executed_lessons([path], BUILD_DIR / "executed", fast=True, log=lambda msg: None)
+        [_DECKS[path]] = export_slides(executed, tmp_path_factory.mktemp(f"fit-{path.stem[:2]}"))
+    return _DECKS[path]
 
 
 def overflowing(page, deck) -> tuple[dict, list[dict]]:
@@ -57,34 +65,30 @@ def overflowing(page, deck) -> tuple[dict, list[dict]]:
     return measured, bad
 
 
-# Lessons whose slides fit 16:9 as they stand (slide-output-only tags, split subslides). Lessons 02, 04 and 05 gained
-# cells after they were laid out (one slide each overflows: 02 slide 6.2, 04 slide 8.2, 05 slide 6.1), and 06-07 are
-# not laid out yet: their overflowing slides are screenshotted and reported as a warning until they are, then added.
-FITTED = ("01", "03", "08")
+# Every lesson's slides must fit, a new lesson's included: lay it out (subslides for long code and figure cells, long
+# text cells split at a paragraph, slide-output-only) before it lands.
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: f"{v[0]}x{v[1]}")
-def test_every_slide_fits(fit_decks, chromium_context, viewport):
+@pytest.mark.parametrize("path", [lesson_param(p) for p in LESSONS])
+def test_every_slide_fits(path, viewport, chromium_context, tmp_path_factory):
+    deck = deck_of(path, tmp_path_factory)
     page = chromium_context.new_page()
     page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
-    problems, pending = [], []
+    problems = []
     try:
-        for deck in fit_decks:
-            measured, bad = overflowing(page, deck)
-            assert (measured["width"], measured["height"]) == (1280, 720), "decks are laid out for 16:9"
-            assert len(measured["slides"]) > 5, f"{deck.name}: only {len(measured['slides'])} slides"
-            for s in bad:
-                page.evaluate("([h, v]) => Reveal.slide(h, v)", [s["h"], s["v"]])
-                shot = ARTIFACTS / f"overflow-{deck.stem}-{s['h']}-{s['v']}-{viewport[0]}.png"
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(shot))
-                line = (f"{deck.name} slide {s['h'] + 1}.{s['v'] + 1}: content {s['width']}x{s['height']} "
-                        f"on a {measured['width']}x{measured['height']} slide ({s['words']!r})")
-                (problems if deck.stem[:2] in FITTED else pending).append(line)
+        measured, bad = overflowing(page, deck)
+        assert (measured["width"], measured["height"]) == (1280, 720), "decks are laid out for 16:9"
+        assert len(measured["slides"]) > 5, f"{deck.name}: only {len(measured['slides'])} slides"
+        for s in bad:
+            page.evaluate("([h, v]) => Reveal.slide(h, v)", [s["h"], s["v"]])
+            shot = ARTIFACTS / f"overflow-{deck.stem}-{s['h']}-{s['v']}-{viewport[0]}.png"
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot))
+            problems.append(f"{deck.name} slide {s['h'] + 1}.{s['v'] + 1}: content {s['width']}x{s['height']} "
+                            f"on a {measured['width']}x{measured['height']} slide ({s['words']!r})")
     finally:
         page.close()
-    if pending:
-        warnings.warn(f"{len(pending)} slide(s) of lessons not yet laid out for slides do not fit:\n" + "\n".join(pending))
     assert not problems, "slides that do not fit:\n" + "\n".join(problems)
 
 
