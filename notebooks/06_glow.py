@@ -189,9 +189,10 @@ print(f"H*W*log|det W| (what the layer returns):      {float(conv64(x_img)[1][0]
 # P a fixed permutation and the signs fixed (buffers), L unit lower-triangular and U strictly upper-triangular
 # (parameters). Then $\det W = \det P \cdot \prod_c \mathrm{sign}_c\, e^{\log s_c}$ and
 # $\log|\det W| = \sum_c \log s_c$: O(C). The inverse needs no matrix inverse either — two triangular solves.
-# (The forward pass still multiplies the factors back into W, a C×C product: LU saves the determinant, not every
-# O(C³) operation of the layer; `benchmarks/README.md` measures both.) Measured here, for growing C (median of
-# repeated calls, one thread):
+# (The forward pass still builds W from its factors to convolve with it: one C×C product L·U′, O(C³). P costs no
+# product: multiplying by a permutation matrix only reorders rows, so the layer indexes the rows of L·U′ instead.
+# LU saves the determinant, not every O(C³) operation of the layer; `benchmarks/README.md` measures both.) Measured
+# here, for growing C (median of repeated calls, one thread):
 
 # %%
 def median_seconds(fn, repeats):

@@ -92,6 +92,42 @@ def test_lu_starts_as_the_same_map_as_the_plain_convolution():
     assert {n for n, _ in lu.named_parameters()} == {"lower", "upper", "log_s"}
 
 
+def test_lu_weight_indexes_rows_by_the_permutation_exactly_as_the_product_p_l_u():
+    lu = InvConv1x1LU(7, seed=5).double()
+    assert not torch.equal(lu.P, torch.eye(7, dtype=torch.float64))  # a real permutation (and not its own inverse)
+    assert not torch.equal(lu.P, lu.P.T)
+    with torch.no_grad():
+        for p in lu.parameters():
+            p.add_(0.3 * torch.randn(p.shape, dtype=p.dtype))
+    lower, upper = lu.factors()
+    assert torch.allclose(lu.weight(), lu.P @ lower @ upper, atol=1e-14)  # the definition, W = P L U'
+    z = torch.randn(2, 7, 3, 2, dtype=torch.float64)
+    x, _ = lu.inverse(z)  # two triangular solves after P^T
+    assert torch.allclose(torch.einsum("oc,bchw->bohw", lu.P @ lower @ upper, x), z, atol=1e-12)
+
+
+@pytest.mark.parametrize("c_in, c_out", [(1, 2), (2, 4), (3, 4), (2, 6), (4, 8)])
+def test_convnet_unfolded_thin_convolutions_compute_the_same_map_and_gradients(c_in, c_out):
+    from flowlib.nets import ConvNet
+
+    torch.manual_seed(c_in + c_out)
+    plain = ConvNet(c_in, c_out, hidden=16).double()
+    with torch.no_grad():
+        plain.net[4].weight.normal_()  # a trained network: the zero last layer would hide a wrong last convolution
+        plain.net[4].bias.normal_()
+    thin = ConvNet(c_in, c_out, hidden=16, unfold_thin=True).double()
+    thin.load_state_dict(plain.state_dict())
+    assert [n for n, _ in thin.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    x = torch.randn(3, c_in, 5, 6, dtype=torch.float64, requires_grad=True)
+    out_plain, out_thin = plain(x), thin(x)
+    assert torch.allclose(out_thin, out_plain, atol=1e-12)
+    g = torch.randn_like(out_plain)
+    grads_plain = torch.autograd.grad(out_plain, [x, *plain.parameters()], g)
+    grads_thin = torch.autograd.grad(out_thin, [x, *thin.parameters()], g)
+    for a, b in zip(grads_thin, grads_plain):
+        assert torch.allclose(a, b, atol=1e-11)
+
+
 def test_fresh_split_prior_and_coupling_start_tame():
     x = torch.randn(3, 4, 2, 2)
     z, logdet = SplitPrior((4, 2, 2))(x)

@@ -166,6 +166,36 @@ def test_1x1_convolution_log_dets_agree_with_slogdet_in_float64(cls, c):
         assert torch.allclose(torch.linalg.slogdet(jac)[1], logdet[0], atol=1e-10)
 
 
+# log q(y) of the first four Fashion-MNIST test images, dequantized to the middle of their bins (y = x + 0.5), under the
+# shipped glow-fmnist, keyed by the checkpoint's SHA-256; recorded with the layers as they were before the LU layer
+# indexed its rows by P and the couplings unfolded their thin convolutions (the same maps: the values must not move).
+SHIPPED_GLOW_LOG_PROBS = {
+    "e3a44e46dc4de39051b9fd42a9262f062ad7f407ac20a00ffae0a25ae6d66c29":
+        [-1060.434326171875, -1882.0469970703125, -882.837646484375, -1006.9278564453125],
+}
+
+
+def test_the_shipped_glow_and_its_resume_state_give_the_recorded_log_likelihoods():
+    from flowlib.data import paths
+    from flowlib.data.fashion_mnist import load as load_fashion_mnist
+
+    model, entry = TI.load_pretrained_model("glow-fmnist")
+    assert entry["sha256"] in SHIPPED_GLOW_LOG_PROBS, (
+        "data/checkpoints/glow-fmnist.pt was re-released: record its log-likelihoods in SHIPPED_GLOW_LOG_PROBS with "
+        "the code of the commit that released it (model.log_prob(test[:4].float() + 0.5)), then check the layers.")
+    expected = torch.tensor(SHIPPED_GLOW_LOG_PROBS[entry["sha256"]], dtype=torch.float64)
+    x = load_fashion_mnist("test")[0][:4].float() + 0.5
+    with torch.no_grad():
+        assert torch.allclose(model.log_prob(x).double(), expected, rtol=1e-5, atol=0)
+    if entry.get("resume_state"):  # the state a run resumes from holds the same model
+        payload = TI.read_run_checkpoint(paths.REPO_ROOT / entry["resume_state"], TI.CONFIGS["glow-fmnist"])
+        resumed = TI.build(TI.CONFIGS["glow-fmnist"])
+        resumed.load_state_dict(payload["model"])  # strict: every parameter and buffer name and shape as saved
+        resumed.eval()
+        with torch.no_grad():
+            assert torch.allclose(resumed.log_prob(x).double(), expected, rtol=1e-5, atol=0)
+
+
 def test_images_of_the_wrong_size_or_channels_are_refused_naming_the_mismatch():
     model = TI.build(SMALL)
     # the core names the input's shape first, then the shape the model expects

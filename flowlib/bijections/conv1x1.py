@@ -163,22 +163,26 @@ class InvConv1x1LU(Flow):
         return lower, upper
 
     def weight(self) -> Tensor:
-        """W = P L U' (C x C)."""
+        """W = P L U' (C x C).
+
+        P is a permutation matrix (one 1 in each row: P[i, perm[i]] = 1), so P A takes row perm[i] of A as its row i:
+        we index the rows of L U' instead of multiplying by P, one matrix product (O(C^3)) fewer.
+        """
         lower, upper = self.factors()
-        return self.P @ lower @ upper
+        return (lower @ upper)[self.P.argmax(1)]
 
     def _logdet(self, v: Tensor) -> Tensor:
         return (v.shape[2] * v.shape[3] * self.log_s.to(v.dtype).sum()).expand(v.shape[0])
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         w = self.weight().to(x.dtype)
-        return F.conv2d(x, w[:, :, None, None]), self._logdet(x)
+        return torch.einsum("oc,bchw->bohw", w, x), self._logdet(x)  # z[b, :, h, w] = W @ x[b, :, h, w]
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         b, c, h, w = z.shape
         lower, upper = (m.to(z.dtype) for m in self.factors())
         cols = z.permute(1, 0, 2, 3).reshape(c, -1)  # (C, B*H*W): one column per pixel
-        cols = self.P.to(z.dtype).T @ cols  # P^-1 = P^T
+        cols = cols[self.P.argmax(0)]  # P^-1 = P^T: row j of P^T v is v[i] for the i with P[i, j] = 1
         cols = torch.linalg.solve_triangular(lower, cols, upper=False, unitriangular=True)
         cols = torch.linalg.solve_triangular(upper, cols, upper=True)
         x = cols.reshape(c, b, h, w).permute(1, 0, 2, 3)

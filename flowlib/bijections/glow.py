@@ -64,11 +64,12 @@ class GlowCoupling(Flow):
         self.event_shape, self.kind = (c, h, w), kind
         self.c_a, self.c_b = c // 2, c - c // 2
         k = 2 if kind == "affine" else 1
-        # Our own network runs in channels-last memory format (weights and input): the same convolutions and the same
-        # numbers, but oneDNN's CPU convolutions are faster on it (benchmarks/README.md, Glow). A network passed in is
-        # left as it is (it may reshape in ways that need the usual NCHW layout).
+        # Our own network runs in channels-last memory format (weights and input) and, on the CPU, computes its 3x3
+        # convolutions with very few channels unfolded (ConvNet's unfold_thin): the same convolutions, but oneDNN's CPU
+        # kernels are faster this way (benchmarks/README.md, Glow). A network passed in is left as it is (it may
+        # reshape in ways that need the usual NCHW layout).
         self._channels_last = net is None
-        self.net = net if net is not None else ConvNet(self.c_a, k * self.c_b, hidden=hidden).to(
+        self.net = net if net is not None else ConvNet(self.c_a, k * self.c_b, hidden=hidden, unfold_thin=True).to(
             memory_format=torch.channels_last)
         with torch.no_grad():  # the network must fit the split: refuse a wrong one now, with the shapes
             p = next(self.net.parameters(), None)
