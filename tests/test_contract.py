@@ -128,3 +128,18 @@ def test_every_flow_follows_the_dtype_policy(name):
             assert back.dtype == (own or dtype)
     with pytest.raises(fl.FlowInputError, match="floating-point"):
         flow(x.long())
+
+
+# ---- layout ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(CASES), ids=str)
+def test_every_flow_hands_back_plain_contiguous_tensors(name):
+    """A user reshapes a latent with .view, clones it and writes into it: outputs in an internal layout (a permuted
+    einsum or matmul result, channels-last) would break that far from the flow that made them."""
+    case = CASES[name]
+    flow, x = perturb(case.make()), case.sample(case.n).float()
+    with torch.no_grad():
+        z, logdet = flow(x)
+        back, logdet_inv = flow.inverse(z)
+    for what, t in (("forward's z", z), ("forward's log-det", logdet), ("inverse's x", back),
+                    ("inverse's log-det", logdet_inv)):
+        assert t.is_contiguous(), f"{name}: {what} is not contiguous (strides {t.stride()} for shape {tuple(t.shape)})"

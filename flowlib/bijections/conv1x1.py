@@ -113,13 +113,13 @@ class InvConv1x1(Flow):
         w = self.weight.to(x.dtype)
         z = F.conv2d(x, w[:, :, None, None])
         logdet = (x.shape[2] * x.shape[3] * self.log_abs_det_weight()).to(x.dtype)
-        return z, logdet.expand(x.shape[0])
+        return z, logdet.expand(x.shape[0]).contiguous()
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         w_inv = torch.linalg.inv(self.weight.double()).to(z.dtype)
         x = F.conv2d(z, w_inv[:, :, None, None])
         logdet = (-z.shape[2] * z.shape[3] * self.log_abs_det_weight()).to(z.dtype)
-        return x, logdet.expand(z.shape[0])
+        return x, logdet.expand(z.shape[0]).contiguous()
 
 
 class InvConv1x1LU(Flow):
@@ -172,11 +172,12 @@ class InvConv1x1LU(Flow):
         return (lower @ upper)[self.P.argmax(1)]
 
     def _logdet(self, v: Tensor) -> Tensor:
-        return (v.shape[2] * v.shape[3] * self.log_s.to(v.dtype).sum()).expand(v.shape[0])
+        return (v.shape[2] * v.shape[3] * self.log_s.to(v.dtype).sum()).expand(v.shape[0]).contiguous()
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         w = self.weight().to(x.dtype)
-        return torch.einsum("oc,bchw->bohw", w, x), self._logdet(x)  # z[b, :, h, w] = W @ x[b, :, h, w]
+        # z[b, :, h, w] = W @ x[b, :, h, w]; einsum may hand back a permuted layout: the output is a plain tensor
+        return torch.einsum("oc,bchw->bohw", w, x).contiguous(), self._logdet(x)
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         b, c, h, w = z.shape
@@ -185,5 +186,5 @@ class InvConv1x1LU(Flow):
         cols = cols[self.P.argmax(0)]  # P^-1 = P^T: row j of P^T v is v[i] for the i with P[i, j] = 1
         cols = torch.linalg.solve_triangular(lower, cols, upper=False, unitriangular=True)
         cols = torch.linalg.solve_triangular(upper, cols, upper=True)
-        x = cols.reshape(c, b, h, w).permute(1, 0, 2, 3)
+        x = cols.reshape(c, b, h, w).permute(1, 0, 2, 3).contiguous()
         return x, -self._logdet(z)

@@ -94,12 +94,12 @@ class ActNorm(Flow):
         if self.training and not bool(self.initialised):
             self.initialise(x)
         z = x * self._view(self.log_scale, x).exp() + self._view(self.shift, x)
-        logdet = (self._pixels(x) * self.log_scale.to(x.dtype).sum()).expand(x.shape[0])
+        logdet = (self._pixels(x) * self.log_scale.to(x.dtype).sum()).expand(x.shape[0]).contiguous()
         return z, logdet
 
     def _inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         x = (z - self._view(self.shift, z)) * (-self._view(self.log_scale, z)).exp()
-        logdet = (-self._pixels(z) * self.log_scale.to(z.dtype).sum()).expand(z.shape[0])
+        logdet = (-self._pixels(z) * self.log_scale.to(z.dtype).sum()).expand(z.shape[0]).contiguous()
         return x, logdet
 
     def extra_repr(self) -> str:
