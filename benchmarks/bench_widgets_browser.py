@@ -47,7 +47,10 @@ INSTALL = """(idx) => {
     }
   }).observe(box, {subtree: true, childList: true, characterData: true, attributes: true,
                    attributeFilter: ['src']});
-  const visible = [...box.querySelectorAll('.widget-slider')].filter(e => e.offsetParent !== null);
+  // the slider the keys move: the first visible one with a range (a one-channel image's channel slider has none)
+  const movable = h => h && +h.getAttribute('aria-valuemax') > +h.getAttribute('aria-valuemin');
+  const visible = [...box.querySelectorAll('.widget-slider')]
+    .filter(e => e.offsetParent !== null && movable(e.querySelector('.noUi-handle')));
   const label = visible.length ? visible[0].querySelector('.widget-label') : null;
   return {count: boxes.length, hasText: !!box.querySelector('.widget-html'),
           label: label ? label.textContent.trim() : '?'};
@@ -67,7 +70,9 @@ def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tup
     box = page.locator(".jp-OutputArea-output > .widget-box, .jp-OutputArea-output > .jupyter-widgets.widget-box")
     box = box.filter(has=page.locator(".widget-slider")).nth(idx)
     box.scroll_into_view_if_needed()
-    handle = box.locator(".widget-slider:visible .noUi-handle").first  # a map's unused sliders are hidden
+    handles = box.locator(".widget-slider:visible .noUi-handle")  # a map's unused sliders are hidden
+    handle = next(h for h in handles.all()  # the first with a range: that is the one INSTALL named
+                  if float(h.get_attribute("aria-valuemax") or 0) > float(h.get_attribute("aria-valuemin") or 0))
     handle.focus()
     times, unchanged = [], 0
     for i in range(presses):
