@@ -93,7 +93,8 @@ def encode(model, x: Tensor, batch_size: int = 256) -> Tensor:
     """z = f(x + 1/2) (B, D): the full flat latent of integer images x, every level included."""
     x = check_images(model, x)
     dev = _device(model)
-    out = [model.flow(x[i: i + batch_size].to(dev, torch.float32) + DEQUANTIZATION_OFFSET)[0].cpu()
+    dtype = _dtype(model)  # float32, or float64 for a model moved there (model.double())
+    out = [model.flow(x[i: i + batch_size].to(dev, dtype) + DEQUANTIZATION_OFFSET)[0].cpu()
            for i in range(0, x.shape[0], batch_size)]
     return torch.cat(out) if out else torch.zeros(0, math.prod(event_shape(model)))
 
@@ -121,7 +122,7 @@ def decode_with_logdet(model, z: Tensor, batch_size: int = 256, nonfinite: str =
         got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
         raise ValueError(f"expected flat latents of shape (B, {d}), got {got}.")
     dev = _device(model)
-    parts = [_inverse(model, z[i: i + batch_size].to(dev, torch.float32), nonfinite)
+    parts = [_inverse(model, z[i: i + batch_size].to(dev, _dtype(model)), nonfinite)
              for i in range(0, z.shape[0], batch_size)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
@@ -327,6 +328,12 @@ def resample_levels(model, z: Tensor, levels: Sequence[int], temperature: float 
 
 def _norm(s: str) -> str:
     return "".join(ch for ch in s.lower() if ch.isalnum())
+
+
+def _dtype(model) -> torch.dtype:
+    """The model's floating-point dtype (its first parameter's; float32 for a model without parameters)."""
+    p = next((t for t in model.parameters() if t.is_floating_point()), None)
+    return torch.float32 if p is None else p.dtype
 
 
 def _device(model) -> torch.device:

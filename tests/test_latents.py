@@ -48,6 +48,23 @@ def test_encode_decode_is_exact(builder, pixels):
         assert torch.allclose(z, m.flow(pixels.float() + 0.5)[0])
 
 
+def test_a_float64_model_encodes_and_decodes_in_float64(pixels):
+    """The round trip's error in float32 is rounding: the same model moved to float64 (model.double()) encodes and
+    decodes in float64, and its error drops by many orders of magnitude."""
+    import copy
+
+    torch.manual_seed(0)
+    m32 = _perturbed(glow(levels=2, steps=2, hidden=8))
+    m64 = copy.deepcopy(m32).double()
+    z32, z64 = latents.encode(m32, pixels), latents.encode(m64, pixels)
+    assert z32.dtype == torch.float32 and z64.dtype == torch.float64
+    err32 = float((latents.decode(m32, z32) - pixels.float() - 0.5).abs().max())
+    y64 = latents.decode(m64, z64)
+    assert y64.dtype == torch.float64
+    err64 = float((y64 - pixels.double() - 0.5).abs().max())
+    assert err64 < 1e-9 and err64 < err32 / 1e4, (err32, err64)
+
+
 def test_encode_accepts_single_images_and_refuses_bad_ones(model, pixels):
     z = latents.encode(model, pixels[0, 0])
     assert torch.allclose(z, latents.encode(model, pixels[:1]))
