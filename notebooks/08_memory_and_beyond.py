@@ -34,8 +34,9 @@
 # **Prerequisites.** Lessons 03 (composition, maximum likelihood), 05 (multi-scale image flows) and 06 (Glow's
 # layers: ActNorm, the 1×1 convolution, the coupling).
 #
-# **Estimated time.** 60 minutes of reading and exercises. Running all cells in normal mode takes about 5 minutes
-# (295 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–7), most of it the two trainings of section 5; fast mode
+# **Estimated time.** 60 minutes of reading and exercises. Running all cells in normal mode took 38 s on our
+# 2-core CPU when it was otherwise idle and 295 s when it was loaded (load average 2–7; both measured with
+# `python -m benchmarks lesson_times` on 2026-12-02), most of it the two trainings of section 5; fast mode
 # (`FLOWS_FAST=1`) takes about 17 s of CPU time. The full memory benchmark is not rerun here: its committed figures
 # are shown, with the command that reproduces them.
 
