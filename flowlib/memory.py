@@ -294,7 +294,11 @@ class _InvertibleStack(torch.autograd.Function):
         grad_y = torch.zeros_like(y) if grad_z is None else grad_z
         grad_ld = y.new_zeros(y.shape[0]) if grad_logdet is None else grad_logdet
         position = {id(p): i for i, p in enumerate(ctx.params)}
-        grads: list[Tensor | None] = [None] * len(ctx.params)
+        # the parameters' gradients are summed into buffers made now, before the walk: made during it, each small
+        # long-lived tensor would sit between the large short-lived ones and fragment the heap, so that its peak grew
+        # with the depth
+        grads = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in ctx.params]
+        reached = [False] * len(ctx.params)
         n = len(ctx.steps)
         # The recomputation runs each step's map as an inner call (``_inside``): without the Flow contract's input and
         # output checks and dtype casts, which would otherwise run on every inverse and forward here, since the
@@ -312,10 +316,11 @@ class _InvertibleStack(torch.autograd.Function):
                 for p, g in param_grads:
                     i = position.get(id(p))
                     if g is not None and i is not None:
-                        grads[i] = g if grads[i] is None else grads[i] + g
+                        grads[i].add_(g)
+                        reached[i] = True
                 y, grad_y = x, grad_x
                 del x, grad_x, param_grads
-        return (grad_y, None, *grads)
+        return (grad_y, None, *(g if r else None for g, r in zip(grads, reached)))
 
 
 class MemorySavingCompose(Compose):
