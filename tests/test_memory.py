@@ -383,3 +383,33 @@ def test_an_inverse_that_overflows_in_backward_is_named_with_a_way_out():
     z, logdet = ordinary(x)
     (z.pow(2).sum() - logdet.sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in ordinary.parameters())
+
+
+def test_keep_freed_memory_is_asked_once_by_invertible_training_on_the_cpu(monkeypatch):
+    import platform
+
+    import flowlib.memory as mem
+
+    assert mem.keep_freed_memory() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    calls = []
+
+    def spy():
+        calls.append(1)
+        mem._kept_freed_memory = True
+        return True
+
+    monkeypatch.setattr(mem, "keep_freed_memory", spy)
+    for auto, expected in ((False, 0), (True, 1)):
+        monkeypatch.setattr(mem, "_kept_freed_memory", None)
+        monkeypatch.setattr(mem, "AUTO_KEEP_FREED_MEMORY", auto)
+        calls.clear()
+        m = _glow("invertible")
+        for _ in range(2):
+            (-m.log_prob(_pixels(4)).mean()).backward()
+        with torch.no_grad():
+            m.log_prob(_pixels(4))
+        assert len(calls) == expected
+    calls.clear()
+    monkeypatch.setattr(mem, "_kept_freed_memory", None)
+    (-_glow(None).log_prob(_pixels(4)).mean()).backward()  # ordinary autograd leaves the allocator alone
+    assert calls == []
