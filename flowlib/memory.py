@@ -34,8 +34,8 @@ derivatives through it are not supported.
 
 Speed (benchmarks/README.md, glow_memory). The recomputation runs each step as an inner flow call, without the Flow
 contract's per-call checks; the stack checks each rebuilt input for non-finite values itself. On the CPU the first
-training step calls ``keep_freed_memory()``: with glibc's default, memory freed and reallocated step after step in
-the backward pass went back to the system and was faulted in again, which cost more than the recomputation itself.
+training step calls ``keep_freed_memory()``: with glibc's default, the memory each step frees went back to the system
+and was faulted in again by the next step, some 350,000 page faults per training step at K = 32.
 """
 from __future__ import annotations
 
@@ -70,9 +70,10 @@ def keep_freed_memory(mmap_threshold_mb: int = 64, trim_threshold_mb: int = 512)
     once it exceeds twice that threshold. Backprop by the inverse keeps one step's activations at a time: in the forward
     pass without a graph and in the backward pass, each step allocates its tensors and frees them again, at the top of
     a small heap, so glibc returns the memory after every step and the next step takes it back: every page is faulted
-    in and zeroed by the kernel again. At K = 32 steps per level (benchmarks/README.md, glow_memory) that was about half
-    a million page faults per training step, more time than the backward pass's own extra work. Ordinary autograd
-    holds its activations until the backward pass, so its heap stays in place and it hardly faults.
+    in and zeroed by the kernel again. For the benchmark's Glow at K = 32 steps per level (benchmarks/README.md,
+    glow_memory) that was about 350,000 page faults per training step, some 0.6 s of CPU time at the 1.75 us a fault
+    cost there. Ordinary autograd holds its activations until the backward pass, so its heap stays in place and it
+    hardly faults.
 
     With this call, blocks up to ``mmap_threshold_mb`` come from the heap and up to ``trim_threshold_mb`` of free heap
     is kept: freed pages are reused, not faulted in again. The peak memory does not grow (what is kept was in use a
