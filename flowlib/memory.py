@@ -172,13 +172,23 @@ def _vjp_by_graph(recompute: Recompute | None, step: Flow, y: Tensor, grad_y: Te
     return x.detach(), torch.zeros_like(x) if found[0] is None else found[0], list(zip(params, found[1:]))
 
 
+def _registered(step: Flow):
+    """The function registered for the step's class or its nearest base class, unless the step's class redefines the
+    map (``_forward`` or ``_inverse``): a function written for the base's map would be wrong for it."""
+    kind = type(step)
+    for cls in kind.__mro__:
+        if cls in _VJP or cls in _RECOMPUTE:
+            if kind._forward is not cls._forward or kind._inverse is not cls._inverse:
+                return None, None
+            return _VJP.get(cls), _RECOMPUTE.get(cls)
+    return None, None
+
+
 def _step_vjp(step: Flow, y: Tensor, grad_y: Tensor, grad_ld: Tensor):
-    for cls in type(step).__mro__:
-        if cls in _VJP:
-            return _VJP[cls](step, y, grad_y, grad_ld)
-        if cls in _RECOMPUTE:
-            return _vjp_by_graph(_RECOMPUTE[cls], step, y, grad_y, grad_ld)
-    return _vjp_by_graph(None, step, y, grad_y, grad_ld)
+    vjp, recompute = _registered(step)
+    if vjp is not None:
+        return vjp(step, y, grad_y, grad_ld)
+    return _vjp_by_graph(recompute, step, y, grad_y, grad_ld)
 
 
 def _coupling_vjp(step, y: Tensor, grad_y: Tensor, grad_ld: Tensor):

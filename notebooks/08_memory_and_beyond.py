@@ -247,6 +247,11 @@ plt.show()
 #   ordinary step's network work, thanks to the coupling's shared network evaluation, plus the inverses. The runs
 #   here shared two cores with a dozen other jobs, so wall time (dotted) is mostly waiting; CPU time per step
 #   (squares, from a second run at K = 4 and 32) is the step's own compute, and that is the fair ratio.
+# - **The allocator.** On the CPU the strategy asks glibc to keep the memory it frees (`keep_freed_memory()` in
+#   `flowlib.memory`). Rebuilding one step at a time allocates and frees the same tensors again and again; by default
+#   glibc handed them back to the system after each step and the kernel faulted them in again, some 350,000 page
+#   faults per training step at K = 32 (about 0.6 s of CPU time there). Ordinary autograd holds its activations, so
+#   its memory stays put. The committed run above predates this (benchmarks/README.md has the figures after it).
 #
 # The ratios are what matter, not the megabytes: on a GPU (`--device cuda`, measured with
 # `torch.cuda.max_memory_allocated`) the same shapes cost the same bytes, and the flat line is what lets a deeper

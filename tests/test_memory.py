@@ -189,6 +189,37 @@ def test_the_backward_step_check_catches_planted_bugs(name):
         assert _vjp_error(step, broken, x) > 1e-3, broken.__name__
 
 
+def test_a_subclass_that_redefines_the_map_gets_the_generic_backward():
+    from flowlib.bijections.normalization import ActNorm
+    from flowlib.memory import _registered
+
+    class Shifted(ActNorm):  # a different map: the written-out ActNorm backward would be wrong for it
+        def _forward(self, x):
+            z, logdet = super()._forward(x)
+            return z + 1.0, logdet
+
+        def _inverse(self, z):
+            return super()._inverse(z - 1.0)
+
+    class Flagged(ActNorm):  # the same map
+        pass
+
+    assert _registered(Shifted(3)) == (None, None)
+    assert _registered(Flagged(3))[0] is _registered(ActNorm(3))[0] is not None
+    torch.manual_seed(0)
+    steps = [Shifted(3), Flagged(3)]
+    x = torch.randn(5, 3, dtype=torch.float64)
+    grads = {}
+    for strategy in (None, "invertible"):
+        stack = MemorySavingCompose(*copy.deepcopy(steps), strategy=strategy).double()
+        z, logdet = stack(x)  # the first call initialises the ActNorms (the same way for both)
+        z, logdet = stack(x)
+        (z.pow(3).sum() + logdet.sum()).backward()
+        grads[strategy] = [p.grad for p in stack.parameters()]
+    for a, b in zip(grads[None], grads["invertible"]):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_the_glow_steps_use_their_registered_backward_steps(monkeypatch):
     import flowlib.memory as mem
 
