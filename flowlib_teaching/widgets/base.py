@@ -1,10 +1,13 @@
-"""What every widget of the course shares: one figure shown in an ``ipywidgets.Output`` and redrawn in place.
+"""What every widget of the course shares: one figure shown in an ``ipywidgets.Image`` and redrawn in place.
 
 ``FigureOutput`` is the renderer. Its ``figure`` is a plain ``matplotlib.figure.Figure`` (not pyplot, so
-``%matplotlib inline`` never shows a stray copy); ``show()`` draws it with Agg into a PNG that becomes the only content
-of ``output``. That works in plain JupyterLab without ipympl, in a static export of the executed notebook (the
-Output's content is an ordinary ``display_data``) and headless in the tests, and replacing the content in one
-assignment does not flicker.
+``%matplotlib inline`` never shows a stray copy); ``show()`` draws it with Agg into a PNG that becomes the value of
+an ``ipywidgets.Image``. That works in plain JupyterLab without ipympl, headless in the tests, and in a static export
+of the executed notebook (nbclient keeps the Image's bytes in the notebook's widget state, and
+``coursetools.static_widgets`` draws them). An Image was chosen over an ``ipywidgets.Output`` holding a
+``display_data`` after measuring both end to end in the browser (``python -m benchmarks widget_latency_browser``):
+the Image's bytes travel as a binary buffer and the browser only swaps the picture's source, while an Output's new
+content is base64 inside JSON and JupyterLab rebuilds an output area for it, about 50 ms more per update here.
 
 ``FigureWidget`` is the base class of the widgets: controls, the figure, a message line, and ``update()``, which
 computes from the controls (``_compute``, returns the new ``state``), shows the state's message, moves the artists
@@ -13,7 +16,6 @@ only move them on an update: rebuilding axes, ticks and titles is most of the dr
 """
 from __future__ import annotations
 
-import base64
 import io
 import time
 
@@ -24,10 +26,10 @@ __all__ = ["FigureOutput", "FigureWidget"]
 
 
 class FigureOutput:
-    """A matplotlib Figure and the ``ipywidgets.Output`` that shows it; ``show()`` renders it there in place.
+    """A matplotlib Figure and the ``ipywidgets.Image`` (``output``) that shows it; ``show()`` renders it there.
 
-    ``label`` is the text/plain alternative of the image; ``layout`` (an ``ipywidgets.Layout``) sizes the Output.
-    After ``show()``, ``png`` holds the bytes shown.
+    ``label`` names the picture (``repr``); ``layout`` (an ``ipywidgets.Layout``) sizes the Image. After ``show()``,
+    ``png`` holds the bytes shown, and the Image's ``value`` is the same bytes.
     """
 
     def __init__(self, figsize: tuple[float, float], dpi: int = 80, label: str = "<figure>", layout=None):
@@ -36,18 +38,20 @@ class FigureOutput:
         self.dpi, self.label = dpi, label
         self.figure = Figure(figsize=figsize, dpi=dpi)
         FigureCanvasAgg(self.figure)
-        self.output = W.Output() if layout is None else W.Output(layout=layout)
+        self.output = W.Image(format="png", layout=layout if layout is not None else W.Layout())
+        self.output.add_class("flows-figure")
         self.png = b""
 
     def show(self) -> bytes:
-        """Draw the figure to a PNG and make it the Output's only content; returns the PNG."""
+        """Draw the figure to a PNG and show it in the Image (one message to the browser); returns the PNG."""
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 1})
         self.png = buf.getvalue()
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
-                                         "text/plain": self.label}},)
+        self.output.value = self.png
         return self.png
+
+    def __repr__(self) -> str:
+        return f"FigureOutput({self.label}, {len(self.png)} PNG bytes shown)"
 
 
 class FigureWidget:
