@@ -23,7 +23,7 @@ from torch import Tensor
 from flowlib_teaching import plot2d
 from flowlib.testing import jacobian
 from flowlib_teaching.maps2d import MAPS_2D
-from flowlib_teaching.widgets.base import FigureWidget
+from flowlib_teaching.widgets.base import FigureWidget, sticky_top
 
 __all__ = ["matrix_deformation", "local_linearization", "layer_stepper",
            "SINGULAR_TOL"]
@@ -134,7 +134,7 @@ class MatrixWidget(_Widget2D):
     def _draw(self) -> None:
         s = self.state
         ax_in, ax_out = self.axes
-        r = max(1.6, float(np.abs(s["corners"]).max()) + 0.4)
+        r = sticky_top(ax_in.get_xlim()[1], max(1.6, float(np.abs(s["corners"]).max()) + 0.4))
         for ax in (ax_in, ax_out):
             ax.set_xlim(-r, r)
             ax.set_ylim(-r, r)
