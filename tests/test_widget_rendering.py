@@ -67,8 +67,9 @@ def _cases(small_model, realnvp_2d, image_model, model, data):  # noqa: F811
         (widgets.change_of_variables("affine", "normal"), "a", [1.05, 1.1, 1.15, 1.1, 1.05, 1.0, 0.5, 3.0], True),
         (widgets.change_of_variables("square", "normal"), "c", [0.1, 0.2, 0.3, 0.2], True),
         (widgets.matrix_deformation(), "a", [1.1, 1.2, 1.3, -0.5], True),
-        # its zoom panel follows g(p) and its output panel fits the mapped grid: every move changes their axes
-        (widgets.local_linearization("swirl"), "strength", [0.6, 0.7, 0.8], False),
+        # its zoom panel follows g(p) (no ticks), its output panel fits the mapped grid on half units
+        (widgets.local_linearization("swirl"), "strength", [0.6, 0.62, 0.64, 0.66, 0.9], True),
+        (widgets.local_linearization("sine shear"), "px", [0.7, 0.6, -0.5], True),
         (widgets.layer_stepper(small_model, n_samples=200, grid=20), "k", [0, 1, 2, 3, 2], True),
         (wc.coupling_layer(), "s0", [0.1, 0.2, 0.3, -0.4], True),
         (wc.realnvp_stepper(realnvp_2d, n_samples=200, grid=20), "k", [0, 1, 2, 3, 4], True),

@@ -54,8 +54,8 @@ class FigureOutput:
     (figure and axes faces, ticks, tick labels, grid) and, on top of it, the **content** that an update moves (each
     axes' lines, patches, collections, images and texts, its titles, axis labels, legend and spines, in their
     z-order; the figure's suptitle, texts and legends). ``show()`` redraws the background only when something it
-    holds has changed, which ``_background_key`` captures (figure size and dpi; per axes: position, limits, scales,
-    tick positions and fixed tick labels, faces, visibility), and otherwise restores it and draws the content alone
+    holds has changed, which ``_background_key`` captures (figure size and dpi; per axes: position after its aspect
+    is applied, limits of the axes that have ticks, scales, tick positions and fixed tick labels, faces, visibility), and otherwise restores it and draws the content alone
     (``last_render`` says which: "full" or "content"). Both paths produce the same layering, so a content-only
     picture equals a full one of the same state; ``tests/test_widget_rendering.py`` checks that, pixel for pixel,
     for every widget of the course. The layering differs from a plain ``savefig`` in one respect: grid lines lie
@@ -97,18 +97,19 @@ class FigureOutput:
         """Everything the background shows: if this is unchanged, the cached background is still right."""
         from matplotlib.ticker import FixedFormatter
 
-        def labels(axis):
-            fmt = axis.get_major_formatter()
-            return (type(fmt).__name__, tuple(fmt.seq) if isinstance(fmt, FixedFormatter) else (),
-                    tuple(axis.get_majorticklocs()), tuple(axis.get_minorticklocs()), axis.get_visible())
+        def labels(axis, lim):  # an axis without ticks draws nothing that depends on its limits
+            fmt, major, minor = axis.get_major_formatter(), axis.get_majorticklocs(), axis.get_minorticklocs()
+            return (type(fmt).__name__, tuple(fmt.seq) if isinstance(fmt, FixedFormatter) else (), tuple(major),
+                    tuple(minor), axis.get_visible(), lim if len(major) or len(minor) else None)
 
         fig = self.figure
         key = [tuple(fig.get_size_inches()), fig.dpi, tuple(fig.get_facecolor()), len(fig.patches), len(fig.lines),
                len(fig.images), len(fig.artists)]
         for ax in fig.axes:
+            ax.apply_aspect()  # as a draw would: an axes with a fixed aspect resizes its box to its new limits
             key.append((id(ax), ax.get_visible(), ax.axison, ax.get_frame_on(), tuple(ax.get_position().bounds),
-                        ax.get_xlim(), ax.get_ylim(), ax.get_xscale(), ax.get_yscale(), tuple(ax.get_facecolor()),
-                        labels(ax.xaxis), labels(ax.yaxis), ax.xaxis._major_tick_kw.get("gridOn"),
+                        ax.get_xscale(), ax.get_yscale(), tuple(ax.get_facecolor()), labels(ax.xaxis, ax.get_xlim()),
+                        labels(ax.yaxis, ax.get_ylim()), ax.xaxis._major_tick_kw.get("gridOn"),
                         ax.yaxis._major_tick_kw.get("gridOn")))
         return tuple(key)
 
