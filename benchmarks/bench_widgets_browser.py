@@ -14,7 +14,9 @@ frame sent and received, so each press is also split into three parts (medians r
 ``input`` (key press to the slider's new value leaving for the kernel: the browser's input handling), ``kernel``
 (that frame to the largest frame received, the new picture: the kernel's update plus the transport both ways
 through the Jupyter server) and ``render`` (the picture's frame to the picture decoded and painted, or to the
-readout changed if later: the widget manager, the image decoding, the layout and the paint).
+readout changed if later: the widget manager, the image decoding, the layout and the paint). Inside ``kernel``,
+``busy`` is the time between the kernel's "busy" and "idle" status messages as they arrive (the kernel handling
+the update: the widget's computation, drawing and PNG encoding, and ipywidgets' messaging).
 
 One JSON line per widget and figure (median and 90th percentile, targets 200 and 400 ms), plus screenshots in
 artifacts/browser/. Needs Chromium at /usr/bin/chromium (or FLOWS_CHROMIUM) and Playwright.
@@ -69,10 +71,15 @@ WS_PROBE = """(() => {
   const Native = window.WebSocket;
   const log = window.__flowsFrames = {sent: [], received: []};
   const size = d => typeof d === 'string' ? d.length : (d.byteLength !== undefined ? d.byteLength : (d.size || 0));
+  const text = d => typeof d === 'string' ? d : (d.byteLength !== undefined && d.byteLength < 4000
+                                                  ? new TextDecoder().decode(d) : '');
   class Probed extends Native {
     constructor(...args) {
       super(...args);
-      this.addEventListener('message', e => log.received.push([performance.now(), size(e.data)]));
+      this.addEventListener('message', e => {
+        const m = /"execution_state":\\s*"(busy|idle)"/.exec(text(e.data));  // the kernel's status messages
+        log.received.push([performance.now(), size(e.data), m ? m[1] : '']);
+      });
     }
     send(data) { log.sent.push([performance.now(), size(data)]); return super.send(data); }
   }
@@ -87,7 +94,9 @@ SPLIT = """() => {
   if (!sent.length || !got.length) return null;
   const out = sent[0][0], big = got.reduce((a, b) => (b[1] > a[1] ? b : a));
   const done = Math.max(p.picture, p.text);
-  return {input: out - p.key, kernel: big[0] - out, render: done - big[0], picture_bytes: big[1]};
+  const busy = got.find(g => g[2] === 'busy'), idle = busy && got.find(g => g[2] === 'idle' && g[0] >= busy[0]);
+  return {input: out - p.key, kernel: big[0] - out, render: done - big[0], picture_bytes: big[1],
+          busy: busy && idle ? idle[0] - busy[0] : null};
 }"""
 
 
@@ -140,7 +149,7 @@ def _split_medians(parts: list[dict]) -> dict:
     if not parts:
         return {}
     return {f"{k}_ms" if k != "picture_bytes" else k: round(statistics.median(p[k] for p in parts), 1)
-            for k in ("input", "kernel", "render", "picture_bytes")}
+            for k in ("input", "kernel", "render", "picture_bytes", "busy") if all(p.get(k) is not None for p in parts)}
 
 
 def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
@@ -193,7 +202,8 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
                     split = common["median_split"]
                     if split:
                         print(f"  {name}: median {med:.0f} ms = input {split['input_ms']:.0f} + kernel and transport "
-                              f"{split['kernel_ms']:.0f} + render {split['render_ms']:.0f} ms (medians of each part; "
+                              f"{split['kernel_ms']:.0f} (kernel busy {split.get('busy_ms', float('nan')):.0f}) + render "
+                              f"{split['render_ms']:.0f} ms (medians of each part; "
                               f"picture frame {split['picture_bytes']} bytes)", flush=True)
                     report("widget_latency_browser", f"{name}_p90_ms", round(p90, 1), "ms", P90_TARGET_MS,
                            p90 < P90_TARGET_MS, **common)
