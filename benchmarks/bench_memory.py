@@ -15,8 +15,15 @@ high-water mark. In that process (CPU):
 On a CUDA device (``--device cuda``) the figure is ``torch.cuda.max_memory_allocated`` minus the allocated memory
 before the step. Time per step: the median of ``--repeats`` steps after the first, as wall time and as the process's
 CPU time (``time.process_time``; with one thread it is the step's compute, which a busy shared machine does not
-inflate the way it inflates wall time — both are reported, the target is checked on both). The input is a batch of synthetic
-28x28 integer images dequantized like Fashion-MNIST (memory and time do not depend on the pixel values).
+inflate the way it inflates wall time — both are reported, the target is checked on both), with the minor page faults
+per step beside it. The input is a batch of synthetic 28x28 integer images dequantized like Fashion-MNIST (memory and
+time do not depend on the pixel values).
+
+Allocator. Every configuration's process first calls ``flowlib.memory.keep_freed_memory()`` (on the CPU, with glibc),
+which the invertible strategy would call itself: glibc then keeps the memory a step frees instead of handing it back
+to the system and faulting it in again at the next step. Backprop by the inverse frees and reallocates each step's
+tensors in turn and, with glibc's default, took about half a million page faults per training step at K = 32; ordinary
+autograd and checkpointing run on the same allocator settings, so the comparison is between the algorithms.
 
 Targets (issue 15): with the invertible strategy, step memory at the largest depth <= 1.3 x that at the smallest;
 its time per step <= 1.6 x the ordinary one.
@@ -43,6 +50,16 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def _minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def dev_is_cpu(device: str) -> bool:
+    return device.split(":")[0] == "cpu"
+
+
 def worker(strategy: str, depth: int, batch: int, hidden: int, levels: int, repeats: int, device: str) -> dict:
     """One configuration, measured in this process; returns the figures as a dict."""
     import gc
@@ -52,7 +69,12 @@ def worker(strategy: str, depth: int, batch: int, hidden: int, levels: int, repe
 
     from flowlib.builders import glow
 
+    from flowlib.memory import keep_freed_memory
+
     threads = set_threads()
+    # the same allocator for every strategy: the invertible one would set this itself (flowlib.memory), and ordinary
+    # autograd must not pay glibc's default of handing freed memory back to the system where the other does not
+    kept = keep_freed_memory() if dev_is_cpu(device) else False
     torch.manual_seed(0)
     dev = torch.device(device)
     model = glow((1, 28, 28), levels=levels, steps=depth, hidden=hidden,
@@ -88,19 +110,23 @@ def worker(strategy: str, depth: int, batch: int, hidden: int, levels: int, repe
         first_loss = step()
         peak = _rss_peak_mb()
         how = "ru_maxrss after the first step - ru_maxrss after imports, model, grads and Adam state"
-    times, cpu = [], []
+    times, cpu, faults = [], [], []
     for _ in range(repeats):
+        f0 = _minor_faults()
         t0, c0 = time.perf_counter(), time.process_time()
         step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
+        faults.append(_minor_faults() - f0)
     return {"strategy": strategy, "depth": depth, "batch": batch, "hidden": hidden, "levels": levels,
             "device": str(dev), "threads": threads, "baseline_mb": round(base, 1), "peak_mb": round(peak, 1),
             "step_mb": round(peak - base, 1), "params_mb": round(param_mb, 2), "how": how,
             "time_s": round(statistics.median(times), 3), "times_s": [round(t, 3) for t in times],
             "cpu_s": round(statistics.median(cpu), 3),
+            "page_faults_per_step": int(statistics.median(faults)),
+            "allocator": ("glibc, freed memory kept (flowlib.memory.keep_freed_memory)" if kept else "default"),
             "first_loss": first_loss}
 
 
@@ -151,7 +177,8 @@ def glow_memory(args: list[str]) -> None:
     for k in opts.depths:  # alternate the strategies at each depth, so that a change of load hits all three
         for s in STRATEGIES:
             row = _run_one(s, k, opts)
-            print(f"  K={k:>2} {s:>10}: step memory {row['step_mb']:7.1f} MB, {row['time_s']:.2f} s/step", flush=True)
+            print(f"  K={k:>2} {s:>10}: step memory {row['step_mb']:7.1f} MB, {row['time_s']:.2f} s/step "
+                  f"(CPU {row['cpu_s']:.2f} s, {row['page_faults_per_step']} page faults)", flush=True)
             rows.append(row)
     print(table(rows))
     by = {(r["strategy"], r["depth"]): r for r in rows}

@@ -18,7 +18,8 @@ only one step's activations are alive: the memory of a training step no longer g
 one strategy loads into the other) with a ``strategy``:
 
     "invertible"   the above, a custom autograd.Function; memory O(1) in K; costs one inverse and one extra forward of
-                   each step in the backward pass (a coupling's network runs once there, not twice: see below)
+                   each step in the backward pass (a coupling's network runs once there, not twice; ActNorm's and the
+                   LU 1x1 convolution's backward steps are written out, without a graph: see below)
     "checkpoint"   plain gradient checkpointing (torch.utils.checkpoint): each step's INPUT is kept, its inner
                    activations recomputed; memory still grows with K, more slowly (what the public Glow code does)
     None           an ordinary Compose
@@ -30,6 +31,11 @@ batch first goes through an ordinary pass without gradients (which initialises),
 one. Gradients reach parameters through the usual ``AccumulateGrad`` path, so optimizers, gradient clipping and
 DistributedDataParallel's hooks see nothing different. Only the forward (density) direction saves memory; second
 derivatives through it are not supported.
+
+Speed (benchmarks/README.md, glow_memory). The recomputation runs each step as an inner flow call, without the Flow
+contract's per-call checks; the stack checks each rebuilt input for non-finite values itself. On the CPU the first
+training step calls ``keep_freed_memory()``: with glibc's default, memory freed and reallocated step after step in
+the backward pass went back to the system and was faulted in again, which cost more than the recomputation itself.
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
-from flowlib.core import Compose, Flow, FlowInputError, FlowNumericalError
+from flowlib.core import Compose, Flow, FlowInputError, FlowNumericalError, _all_finite, _inside
 
 STRATEGIES = ("invertible", "checkpoint", None)
 
@@ -48,6 +54,51 @@ STRATEGIES = ("invertible", "checkpoint", None)
 def check_strategy(strategy) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"memory strategy must be one of {STRATEGIES} (None = ordinary autograd), got {strategy!r}.")
+
+
+# ---- the allocator: keep the memory a step frees for the next one ---------------------------------------------------
+AUTO_KEEP_FREED_MEMORY = True  # MemorySavingCompose("invertible") calls keep_freed_memory() once, on the CPU
+_kept_freed_memory: bool | None = None  # None: not asked yet; else what keep_freed_memory() returned
+
+
+def keep_freed_memory(mmap_threshold_mb: int = 64, trim_threshold_mb: int = 512) -> bool:
+    """Ask the C library's allocator (glibc malloc, on Linux) to keep the memory freed during a training step for reuse,
+    instead of handing it back to the system. Returns True if it was set, False where the C library is not glibc.
+
+    Why. PyTorch's CPU tensors come from malloc. By default glibc serves large blocks by ``mmap`` and unmaps them when
+    they are freed (above an adaptive threshold of at most 32 MB), and gives the free top of its heap back to the system
+    once it exceeds twice that threshold. Backprop by the inverse keeps one step's activations at a time: in the forward
+    pass without a graph and in the backward pass, each step allocates its tensors and frees them again, at the top of
+    a small heap, so glibc returns the memory after every step and the next step takes it back: every page is faulted
+    in and zeroed by the kernel again. At K = 32 steps per level (benchmarks/README.md, glow_memory) that was about half
+    a million page faults per training step, more time than the backward pass's own extra work. Ordinary autograd
+    holds its activations until the backward pass, so its heap stays in place and it hardly faults.
+
+    With this call, blocks up to ``mmap_threshold_mb`` come from the heap and up to ``trim_threshold_mb`` of free heap
+    is kept: freed pages are reused, not faulted in again. The peak memory does not grow (what is kept was in use a
+    moment before and is used again), but the process's resident size stays near its peak between steps instead of
+    shrinking. The setting is process-wide and permanent (glibc has no call to restore its adaptive default).
+    ``MemorySavingCompose`` with ``strategy="invertible"`` calls it once, the first time it trains on the CPU (set
+    ``flowlib.memory.AUTO_KEEP_FREED_MEMORY = False`` before to prevent it); ``python -m benchmarks glow_memory`` calls
+    it in the process of every configuration, ordinary autograd's included, so that all of them run on the same
+    allocator.
+    """
+    global _kept_freed_memory
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        _kept_freed_memory = False
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        ok = (libc.mallopt(m_mmap_threshold, int(mmap_threshold_mb) * 2**20) == 1
+              and libc.mallopt(m_trim_threshold, int(trim_threshold_mb) * 2**20) == 1)
+    except (OSError, AttributeError):
+        ok = False
+    _kept_freed_memory = ok
+    return ok
 
 
 def leaf_steps(flow: Flow) -> list[Flow]:
@@ -63,17 +114,40 @@ def needs_initialisation(module: nn.Module) -> bool:
                for m in module.modules())
 
 
-# ---- recomputing one step in the backward pass ---------------------------------------------------------------------
-# A recompute function takes a step and its (detached) output y and returns (x, y_again, logdet, extra_grad):
-# x is the reconstructed input (a leaf that requires grad), y_again and logdet are the step's outputs recomputed from
-# x WITH a graph, and extra_grad (or None) is a gradient that reaches x directly besides the graph.
+# ---- one step of the backward pass ----------------------------------------------------------------------------------
+# The backward pass walks the steps from the last to the first. For each step it needs, from the step's (detached)
+# output y and the gradients reaching that output, dL/dy and dL/dlogdet (the latter the same for every step: the
+# log-dets are summed), three things: the rebuilt input x, dL/dx, and dL/dtheta for the step's parameters. A class of
+# flows can say how, in one of two ways:
+#
+# register_vjp(cls, fn)        fn(step, y, grad_y, grad_logdet) -> (x, grad_x, [(parameter, gradient or None), ...]),
+#                              everything detached: the vector-Jacobian product written out (ActNorm and the LU 1x1
+#                              convolution: a few tensor operations, no graph), or computed with autograd inside fn
+#                              (Glow's coupling: its network's graph only). Gradients for parameters that do not
+#                              require one are dropped by the caller.
+# register_recompute(cls, fn)  fn(step, y) -> (x, y_again, logdet): x the rebuilt input, a leaf that requires grad;
+#                              y_again and logdet (None: a constant log-det) the step's outputs recomputed from x WITH
+#                              a graph, which the stack then differentiates with autograd.
+#
+# Any other flow gets the generic recompute: its inverse without a graph, then its forward with one. The functions run
+# inside the backward pass as inner flow calls, so ``step._forward``/``step._inverse`` and ``step(x)`` alike run
+# without the contract checks; the stack checks that each rebuilt input is finite.
 Recompute = Callable[[Flow, Tensor], tuple]
+Vjp = Callable[[Flow, Tensor, Tensor, Tensor], tuple]
 _RECOMPUTE: dict[type, Recompute] = {}
+_VJP: dict[type, Vjp] = {}
 
 
 def register_recompute(cls: type, fn: Recompute) -> None:
     """Give a class of flows a cheaper way to rebuild its input and its graph than "inverse, then forward"."""
+    _VJP.pop(cls, None)
     _RECOMPUTE[cls] = fn
+
+
+def register_vjp(cls: type, fn: Vjp) -> None:
+    """Give a class of flows its backward step directly: rebuilt input, input gradient and parameter gradients."""
+    _RECOMPUTE.pop(cls, None)
+    _VJP[cls] = fn
 
 
 def _generic_recompute(step: Flow, y: Tensor):
@@ -85,39 +159,106 @@ def _generic_recompute(step: Flow, y: Tensor):
     return x, y_again, logdet
 
 
-def _recompute(step: Flow, y: Tensor):
+def _vjp_by_graph(recompute: Recompute | None, step: Flow, y: Tensor, grad_y: Tensor, grad_ld: Tensor):
+    """A backward step from a recompute function (None: the generic one), differentiated by autograd."""
+    x, y_again, logdet = (recompute or _generic_recompute)(step, y)
+    params = [p for p in step.parameters() if p.requires_grad]
+    outputs, grad_outputs = [y_again], [grad_y]
+    if logdet is not None and logdet.requires_grad:
+        outputs.append(logdet)
+        grad_outputs.append(grad_ld)
+    found = torch.autograd.grad(outputs, [x] + params, grad_outputs, allow_unused=True)
+    return x.detach(), torch.zeros_like(x) if found[0] is None else found[0], list(zip(params, found[1:]))
+
+
+def _step_vjp(step: Flow, y: Tensor, grad_y: Tensor, grad_ld: Tensor):
     for cls in type(step).__mro__:
+        if cls in _VJP:
+            return _VJP[cls](step, y, grad_y, grad_ld)
         if cls in _RECOMPUTE:
-            return _RECOMPUTE[cls](step, y)
-    return _generic_recompute(step, y)
+            return _vjp_by_graph(_RECOMPUTE[cls], step, y, grad_y, grad_ld)
+    return _vjp_by_graph(None, step, y, grad_y, grad_ld)
 
 
-def _coupling_recompute(step, y: Tensor):
-    """Glow's coupling: x_a = y_a exactly, so its network runs ONCE, with a graph, for both the reconstruction of
-    x_b = (y_b - t) exp(-s) and the recomputed forward y_b = x_b exp(s) + t (instead of once in the inverse and once
-    more in the forward)."""
+def _coupling_vjp(step, y: Tensor, grad_y: Tensor, grad_ld: Tensor):
+    """Glow's coupling, y = (x_a, x_b exp(s) + t) with (s, t) from the network of x_a, log-det sum(s).
+
+    x_a = y_a exactly, so the network runs ONCE, with a graph, for both the reconstruction x_b = (y_b - t) exp(-s)
+    and the gradients (instead of once in the inverse and once more in the forward). The element-wise part is written
+    out: dL/dx_b = g_b exp(s), dL/dt = g_b, dL/ds = g_b x_b exp(s) + dL/dlogdet; autograd takes (dL/ds, dL/dt)
+    through the network to x_a and the parameters, and dL/dx_a = g_a + that."""
     c = step.c_a
-    x_a = y[:, :c].detach().requires_grad_(True)
+    y_a, y_b = y[:, :c], y[:, c:]
+    g_a, g_b = grad_y[:, :c], grad_y[:, c:]
+    x_a = y_a.detach().requires_grad_(True)
     with torch.enable_grad():
         s, t = step._params(x_a)
-    with torch.no_grad():
-        x_b = (y[:, c:] - t) if s is None else (y[:, c:] - t) * (-s).exp()
-    x_b = x_b.detach().requires_grad_(True)
-    with torch.enable_grad():
-        if s is None:
-            y_b, logdet = x_b + t, None
-        else:
-            y_b, logdet = x_b * s.exp() + t, s.reshape(s.shape[0], -1).sum(1)
-    return (x_a, x_b), y_b, logdet
+    params = [p for p in step.parameters() if p.requires_grad]
+    if s is None:  # additive: y_b = x_b + t, log-det 0
+        x_b, grad_x_b = y_b - t.detach(), g_b
+        outputs, grad_outputs = [t], [g_b]
+    else:
+        scale = s.detach().exp()
+        x_b = (y_b - t.detach()) * (-s.detach()).exp()
+        grad_x_b = g_b * scale
+        grad_s = g_b * x_b * scale + grad_ld.reshape(-1, *([1] * (s.dim() - 1)))
+        outputs, grad_outputs = [s, t], [grad_s, g_b]
+    found = torch.autograd.grad(outputs, [x_a] + params, grad_outputs, allow_unused=True)
+    grad_x_a = g_a if found[0] is None else g_a + found[0]
+    return torch.cat([y_a, x_b], 1), torch.cat([grad_x_a, grad_x_b], 1), list(zip(params, found[1:]))
+
+
+def _actnorm_vjp(step, y: Tensor, grad_y: Tensor, grad_ld: Tensor):
+    """ActNorm, y = x exp(log_scale) + shift per channel, log-det = pixels * sum(log_scale); no graph needed:
+    dL/dx = g exp(log_scale), dL/dshift = sum g, dL/dlog_scale = sum(g x) exp(log_scale) + pixels * sum(dL/dlogdet)
+    (sums over the batch and the pixels)."""
+    x, _ = step._inverse(y)
+    scale = step._view(step.log_scale, y).exp()
+    dims = [0, *range(2, y.dim())]
+    grad_log_scale = (grad_y * x).sum(dims) * scale.reshape(-1) + step._pixels(y) * grad_ld.sum()
+    return x, grad_y * scale, [(step.log_scale, grad_log_scale.to(step.log_scale.dtype)),
+                               (step.shift, grad_y.sum(dims).to(step.shift.dtype))]
+
+
+def _lu_conv_vjp(step, y: Tensor, grad_y: Tensor, grad_ld: Tensor):
+    """The LU 1x1 convolution, y = W x at every pixel with W = P L U', U' = U + diag(sign exp(log_s)), log-det
+    H W sum(log_s); no graph needed: dL/dx = W^T g at every pixel, dL/dW = sum over batch and pixels of g x^T, then
+    through W = (L U')[perm] (rows permuted): dL/d(L U') = dL/dW with the rows put back, dL/dL = that U'^T (strictly
+    lower part), dL/dU' = L^T that (strictly upper part; its diagonal times sign exp(log_s) for log_s, plus H W times
+    the summed dL/dlogdet)."""
+    x, _ = step._inverse(y)  # the layer's own inverse (two triangular solves)
+    b, c, h, w = y.shape
+    lower, upper = (m.to(y.dtype) for m in step.factors())
+    weight = (lower @ upper)[step.P.argmax(1)]
+    g = grad_y.reshape(b, c, h * w)  # (B, C, pixels): batched matrix products, faster here than einsum
+    grad_x = torch.matmul(weight.T, g).reshape(b, c, h, w)
+    grad_lu = (g @ x.reshape(b, c, h * w).transpose(1, 2)).sum(0)[step.P.argmax(0)]  # rows back in L U' order
+    grad_upper_full = lower.T @ grad_lu
+    mask = step.lower_mask.to(y.dtype)
+    grad_log_s = (torch.diagonal(grad_upper_full) * step.sign.to(y.dtype) * step.log_s.to(y.dtype).exp()
+                  + h * w * grad_ld.sum())
+    return x, grad_x, [(step.lower, (grad_lu @ upper.T * mask).to(step.lower.dtype)),
+                       (step.upper, (grad_upper_full * mask.T).to(step.upper.dtype)),
+                       (step.log_s, grad_log_s.to(step.log_s.dtype))]
 
 
 def _register_defaults() -> None:
+    from flowlib.bijections.conv1x1 import InvConv1x1LU
     from flowlib.bijections.glow import GlowCoupling
+    from flowlib.bijections.normalization import ActNorm
 
-    register_recompute(GlowCoupling, _coupling_recompute)
+    register_vjp(GlowCoupling, _coupling_vjp)
+    register_vjp(ActNorm, _actnorm_vjp)
+    register_vjp(InvConv1x1LU, _lu_conv_vjp)
 
 
 _register_defaults()
+
+
+def _finite(x: Tensor) -> bool:
+    """All of ``x`` finite: one reduction (a sum with an inf or NaN in it is not finite); only if the sum is not (it may
+    also have overflowed) the exact element-wise test."""
+    return bool(torch.isfinite(x.sum())) or _all_finite(x)
 
 
 def _unrebuildable(step: Flow, k: int, n: int, dtype) -> FlowNumericalError:
@@ -149,43 +290,37 @@ class _InvertibleStack(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_z: Tensor | None, grad_logdet: Tensor | None):
         (y,) = ctx.saved_tensors
+        y = y.detach()
         grad_y = torch.zeros_like(y) if grad_z is None else grad_z
         grad_ld = y.new_zeros(y.shape[0]) if grad_logdet is None else grad_logdet
         position = {id(p): i for i, p in enumerate(ctx.params)}
-        grads: list[Tensor | None] = [None] * len(ctx.params)
-        for k in range(len(ctx.steps) - 1, -1, -1):
-            step = ctx.steps[k]
-            try:
-                x, y_again, logdet = _recompute(step, y.detach())
-                rebuilt = torch.cat([v.detach() for v in x], 1) if isinstance(x, tuple) else x.detach()
-                finite = bool(torch.isfinite(rebuilt).all())
-            except (FlowInputError, FlowNumericalError) as e:  # an inverse met or made a non-finite value
-                raise _unrebuildable(step, k, len(ctx.steps), y.dtype) from e
-            if not finite:
-                raise _unrebuildable(step, k, len(ctx.steps), y.dtype)
-            own = [p for p in step.parameters() if p.requires_grad and id(p) in position]
-            if isinstance(x, tuple):  # the coupling's split: (x_a, x_b), with y_a = x_a passed straight through
-                x_a, x_b = x
-                outputs, grad_outputs = [y_again], [grad_y[:, x_a.shape[1]:]]
-                inputs = [x_a, x_b]
-            else:
-                outputs, grad_outputs, inputs = [y_again], [grad_y], [x]
-            if logdet is not None and logdet.requires_grad:
-                outputs.append(logdet)
-                grad_outputs.append(grad_ld)
-            found = torch.autograd.grad(outputs, inputs + own, grad_outputs, allow_unused=True)
-            g_in = [torch.zeros_like(v) if g is None else g for v, g in zip(inputs, found[: len(inputs)])]
-            if isinstance(x, tuple):
-                grad_y = torch.cat([g_in[0] + grad_y[:, : x_a.shape[1]], g_in[1]], 1)
-                y = torch.cat([x_a.detach(), x_b.detach()], 1)
-            else:
-                grad_y, y = g_in[0], x.detach()
-            for p, g in zip(own, found[len(inputs):]):
-                if g is not None:
-                    i = position[id(p)]
-                    grads[i] = g if grads[i] is None else grads[i] + g
-            del x, y_again, logdet, found
-        return (grad_y, None, *grads)
+        # the parameters' gradients are summed into buffers made now, before the walk: made during it, each small
+        # long-lived tensor would sit between the large short-lived ones and fragment the heap, so that its peak grew
+        # with the depth
+        grads = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in ctx.params]
+        reached = [False] * len(ctx.params)
+        n = len(ctx.steps)
+        # The recomputation runs each step's map as an inner call (``_inside``): without the Flow contract's input and
+        # output checks and dtype casts, which would otherwise run on every inverse and forward here, since the
+        # backward pass is outside any flow call. The stack checks what matters itself: every rebuilt input must be
+        # finite (the one device synchronisation per step), and a non-finite one is reported naming the step.
+        with _inside():
+            for k in range(n - 1, -1, -1):
+                step = ctx.steps[k]
+                try:
+                    x, grad_x, param_grads = _step_vjp(step, y, grad_y, grad_ld)
+                except (FlowInputError, FlowNumericalError) as e:  # an inverse met a value outside its domain
+                    raise _unrebuildable(step, k, n, y.dtype) from e
+                if not _finite(x):
+                    raise _unrebuildable(step, k, n, y.dtype)
+                for p, g in param_grads:
+                    i = position.get(id(p))
+                    if g is not None and i is not None:
+                        grads[i].add_(g)
+                        reached[i] = True
+                y, grad_y = x, grad_x
+                del x, grad_x, param_grads
+        return (grad_y, None, *(g if r else None for g, r in zip(grads, reached)))
 
 
 class MemorySavingCompose(Compose):
@@ -207,6 +342,9 @@ class MemorySavingCompose(Compose):
         params = tuple(p for p in self.parameters() if p.requires_grad)
         if not params and not x.requires_grad:
             return super()._forward(x)
+        if self.strategy == "invertible" and _kept_freed_memory is None and AUTO_KEEP_FREED_MEMORY and \
+                x.device.type == "cpu":
+            keep_freed_memory()
         if self.training and needs_initialisation(self):
             with torch.no_grad():  # ActNorm's data-dependent start needs the real activations: one plain pass
                 super()._forward(x)

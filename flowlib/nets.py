@@ -110,6 +110,13 @@ class ConvNet(nn.Module):
         # autocast, nn.Conv2d's own casting applies); on a GPU cuDNN handles thin convolutions well
         if not (self.unfold_thin and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")):
             return self.net(x)
-        h = act0(conv3x3_unfolded(x, first) if first.in_channels <= 2 else first(x))
-        h = act1(middle(h))
+        h = _activate(act0, conv3x3_unfolded(x, first) if first.in_channels <= 2 else first(x))
+        h = _activate(act1, middle(h))
         return conv3x3_folded(h, last) if last.out_channels <= 4 else last(h)
+
+
+def _activate(act: nn.Module, h: Tensor) -> Tensor:
+    """``act(h)`` for a fresh convolution output ``h`` that nothing else holds: a ReLU then works in place (a
+    convolution's backward needs its input, not its output, so autograd allows it), which saves allocating and
+    writing one hidden-width tensor per activation."""
+    return torch.relu_(h) if type(act) is nn.ReLU else act(h)

@@ -66,31 +66,139 @@ def test_gradients_match_ordinary_autograd_in_float64(strategy, mixing):
         assert err <= 1e-10 * (1 + float(ref[name].abs().max())), f"{name}: gradient differs by {err:.3g}"
 
 
-def test_a_wrong_backward_would_be_caught():
-    # the comparison above can fail: dropping the log-det's path through the non-coupling steps changes gradients
-    import flowlib.memory as mem
-
-    ordinary, saving = _glow(None), _glow("invertible")
+def _nudged_pair(**kw):
+    ordinary, saving = _glow(None, **kw), _glow("invertible", **kw)
     saving.load_state_dict(ordinary.state_dict())
     x = _pixels()
     for m in (ordinary, saving):
         with torch.no_grad():
             m.flow(x)
         _nudge(m)
+    return ordinary, saving, x
+
+
+def _largest_gradient_gap(ordinary, saving, x):
+    g = torch.Generator().manual_seed(5)
+    w_z = torch.randn(6, 64, generator=g, dtype=torch.float64)
+    w_ld = torch.randn(6, generator=g, dtype=torch.float64)
+    _, ref = _grads(ordinary, x, w_z, w_ld)
+    _, got = _grads(saving, x, w_z, w_ld)
+    return max(float((got[n] - ref[n]).abs().max()) for n in ref)
+
+
+def test_a_wrong_backward_would_be_caught():
+    # the comparison above can fail: dropping the log-det's path through a step changes the gradients, whether the
+    # step's backward goes through the generic recompute (SplitPrior here) or through a registered backward step
+    import flowlib.memory as mem
+    from flowlib.bijections.normalization import ActNorm
+
+    ordinary, saving, x = _nudged_pair()
+    assert _largest_gradient_gap(ordinary, saving, x) < 1e-10
     original = mem._generic_recompute
 
     def forget_logdet(step, y):
         x_leaf, y_again, logdet = original(step, y)
-        return x_leaf, y_again, None  # planted bug: the log-det's gradient is dropped (ActNorm, 1x1 conv)
+        return x_leaf, y_again, None  # planted bug: the log-det's gradient is dropped
 
     mem._generic_recompute = forget_logdet
     try:
-        w_z = torch.ones(6, 64, dtype=torch.float64)
-        _, ref = _grads(ordinary, x, w_z, torch.ones(6, dtype=torch.float64))
-        _, got = _grads(saving, x, w_z, torch.ones(6, dtype=torch.float64))
+        assert _largest_gradient_gap(ordinary, saving, x) > 1e-3
     finally:
         mem._generic_recompute = original
-    assert max(float((got[n] - ref[n]).abs().max()) for n in ref) > 1e-3
+    right = mem._VJP[ActNorm]
+    mem._VJP[ActNorm] = lambda step, y, g, g_ld: right(step, y, g, torch.zeros_like(g_ld))  # the same bug
+    try:
+        assert _largest_gradient_gap(ordinary, saving, x) > 1e-3
+    finally:
+        mem._VJP[ActNorm] = right
+
+
+# ---- the registered backward steps, one layer at a time, against autograd through the layer's forward ------------
+def _vjp_error(step, vjp, x, seed=7):
+    """The largest error of ``vjp`` against ordinary autograd through ``step``'s forward, in float64: the rebuilt
+    input, dL/dx and dL/dtheta for a loss that weighs the output and the log-det with random weights."""
+    from flowlib.core import _inside
+
+    g = torch.Generator().manual_seed(seed)
+    x = x.clone().requires_grad_(True)
+    y, logdet = step(x)
+    w_y = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    w_ld = torch.randn(logdet.shape, generator=g, dtype=torch.float64)
+    params = [p for p in step.parameters() if p.requires_grad]
+    ref = torch.autograd.grad((y * w_y).sum() + (logdet * w_ld).sum(), [x] + params)
+    with torch.no_grad(), _inside():  # as in the backward pass
+        x_got, gx_got, param_grads = vjp(step, y.detach(), w_y, w_ld)
+    got = dict((id(p), gr) for p, gr in param_grads)
+    assert set(got) >= {id(p) for p in params}, "a parameter got no gradient"
+    errors = [float((x_got - x.detach()).abs().max()), float((gx_got - ref[0]).abs().max())]
+    errors += [float((got[id(p)] - r).abs().max()) / (1 + float(r.abs().max())) for p, r in zip(params, ref[1:])]
+    return max(errors)
+
+
+def _vjp_cases():
+    from flowlib.bijections.conv1x1 import InvConv1x1LU
+    from flowlib.bijections.glow import GlowCoupling
+    from flowlib.bijections.normalization import ActNorm
+
+    return {
+        "actnorm_image": (lambda: ActNorm(4, (4, 3, 5)), (6, 4, 3, 5)),
+        "actnorm_vector": (lambda: ActNorm(5), (6, 5)),
+        "lu_conv_4": (lambda: InvConv1x1LU(4, (4, 3, 5), seed=1), (6, 4, 3, 5)),
+        "lu_conv_8": (lambda: InvConv1x1LU(8, (8, 2, 2), seed=2), (6, 8, 2, 2)),
+        "coupling_affine": (lambda: GlowCoupling((4, 3, 5), hidden=8), (6, 4, 3, 5)),
+        "coupling_additive": (lambda: GlowCoupling((4, 3, 5), hidden=8, kind="additive"), (6, 4, 3, 5)),
+    }
+
+
+def _vjp_case(name):
+    import flowlib.memory as mem
+
+    make, shape = _vjp_cases()[name]
+    torch.manual_seed(0)
+    step = make().double()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        step(x)  # ActNorm's data-dependent start
+    _nudge(step, scale=0.3)  # away from the tame start (a zero last layer would hide the network's gradients)
+    vjp = next(mem._VJP[c] for c in type(step).__mro__ if c in mem._VJP)
+    return step, vjp, x
+
+
+@pytest.mark.parametrize("name", list(_vjp_cases()))
+def test_registered_backward_steps_match_autograd_in_float64(name):
+    step, vjp, x = _vjp_case(name)
+    assert _vjp_error(step, vjp, x) < 1e-10
+
+
+@pytest.mark.parametrize("name", ["actnorm_image", "actnorm_vector", "lu_conv_4", "coupling_affine"])
+def test_the_backward_step_check_catches_planted_bugs(name):
+    step, vjp, x = _vjp_case(name)
+
+    def forgets_logdet(step, y, g, g_ld):  # the log-det's gradient never reaches the parameters
+        return vjp(step, y, g, torch.zeros_like(g_ld))
+
+    def mixes_batch_rows(step, y, g, g_ld):  # each sample's input gradient taken from another sample
+        x_, gx, param_grads = vjp(step, y, g, g_ld)
+        return x_, gx.roll(1, 0), param_grads
+
+    def drops_a_parameter(step, y, g, g_ld):
+        x_, gx, param_grads = vjp(step, y, g, g_ld)
+        return x_, gx, [(p, torch.zeros_like(gr)) if i == 0 else (p, gr) for i, (p, gr) in enumerate(param_grads)]
+
+    for broken in (forgets_logdet, mixes_batch_rows, drops_a_parameter):
+        assert _vjp_error(step, broken, x) > 1e-3, broken.__name__
+
+
+def test_the_glow_steps_use_their_registered_backward_steps(monkeypatch):
+    import flowlib.memory as mem
+
+    seen = []
+    for cls, fn in list(mem._VJP.items()):
+        monkeypatch.setitem(mem._VJP, cls, lambda step, *a, _fn=fn: (seen.append(type(step).__name__), _fn(step, *a))[1])
+    _, saving, x = _nudged_pair()
+    (-saving.log_prob(x).mean()).backward()
+    assert {"ActNorm", "InvConv1x1LU", "GlowCoupling"} <= set(seen)
+    assert len(seen) == 2 * 3 * 3  # 2 levels x 3 steps x (ActNorm, 1x1 conv, coupling)
 
 
 @pytest.mark.parametrize("strategy", ["invertible", "checkpoint"])
@@ -275,3 +383,33 @@ def test_an_inverse_that_overflows_in_backward_is_named_with_a_way_out():
     z, logdet = ordinary(x)
     (z.pow(2).sum() - logdet.sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in ordinary.parameters())
+
+
+def test_keep_freed_memory_is_asked_once_by_invertible_training_on_the_cpu(monkeypatch):
+    import platform
+
+    import flowlib.memory as mem
+
+    assert mem.keep_freed_memory() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    calls = []
+
+    def spy():
+        calls.append(1)
+        mem._kept_freed_memory = True
+        return True
+
+    monkeypatch.setattr(mem, "keep_freed_memory", spy)
+    for auto, expected in ((False, 0), (True, 1)):
+        monkeypatch.setattr(mem, "_kept_freed_memory", None)
+        monkeypatch.setattr(mem, "AUTO_KEEP_FREED_MEMORY", auto)
+        calls.clear()
+        m = _glow("invertible")
+        for _ in range(2):
+            (-m.log_prob(_pixels(4)).mean()).backward()
+        with torch.no_grad():
+            m.log_prob(_pixels(4))
+        assert len(calls) == expected
+    calls.clear()
+    monkeypatch.setattr(mem, "_kept_freed_memory", None)
+    (-_glow(None).log_prob(_pixels(4)).mean()).backward()  # ordinary autograd leaves the allocator alone
+    assert calls == []
