@@ -6,18 +6,22 @@ import time
 
 from .harness import benchmark, report, set_threads
 
-ROUND_TRIP_TARGET = 1e-4  # max |decode(encode(x)) - (x + 1/2)| in pixel units (0..256), float32
+ROUND_TRIP_TARGET = 1e-4  # max |decode(encode(x)) - (x + 1/2)|, float32 latents, on both scales below
 
 
 @benchmark("latent_round_trip", "max encode/decode error of a shipped image model over all 10,000 test images "
-                                "(target < 1e-4, float32, pixel units)")
+                                "(target < 1e-4, float32 latents, pixel units and [0, 1] scale), computed in float64 "
+                                "(the default) and in float32, and the time each takes")
 def latent_round_trip(args: list[str]) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks latent_round_trip")
     p.add_argument("--model", default="glow-fmnist", help="manifest name of the shipped model")
     p.add_argument("--images", type=int, default=10000)
+    p.add_argument("--precision", choices=["both", "float64", "model"], default="both",
+                   help="encode/decode's precision: float64 (their default: computed in float64, float32 latents in "
+                        "and out), model (computed in the model's own float32: the fast path that shows the "
+                        "rounding), or both, batch by batch one after the other, so that their times compare")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                   help="float64: the same checkpoint moved to float64 (model.double()), to show the float32 error "
-                        "is rounding")
+                   help="float64: the same checkpoint moved to float64 (model.double()), float64 latents")
     opts = p.parse_args(args)
     threads = set_threads()
     import torch
@@ -31,27 +35,45 @@ def latent_round_trip(args: list[str]) -> None:
         model = model.double()
     test, _ = fashion_mnist.load("test")
     test = test[: opts.images]
-    t0 = time.perf_counter()
-    worst, exact, worst_z = 0.0, 0, 0.0
+    precisions = ["float64", "model"] if opts.precision == "both" else [opts.precision]
+    runs = {q: dict(net=latents._computing_model(model, q), worst=0.0, exact=0, worst_z=0.0, within=0, wall=0.0,
+                    cpu=0.0) for q in precisions}  # net: the model (or its float64 copy) that encode/decode run
     for i in range(0, test.shape[0], 500):
         x = test[i: i + 500]
-        z = latents.encode(model, x)
-        y = latents.decode(model, z)
-        worst = max(worst, float((y - x.float() - latents.DEQUANTIZATION_OFFSET).abs().max()))
-        exact += int((latents.to_pixels(y) == x).reshape(x.shape[0], -1).all(1).sum())
-        with torch.no_grad():  # the other way round: z -> x -> z
-            worst_z = max(worst_z, float((model.flow(y)[0] - z).abs().max()))
-    seconds = time.perf_counter() - t0
-    common = dict(test_images=int(test.shape[0]), images_recovered_exactly=exact,
-                  latent_max_abs_error=float(f"{worst_z:.3g}"), dtype=opts.dtype, seconds=round(seconds, 1),
-                  threads=threads, checkpoint_sha256=entry["sha256"])
-    # The same error on two scales: the course's pixel units (y in [0, 256)), and the [0, 1] scale that the flow's
-    # first pre-processing step maps them to (and that most papers' images use).
-    suffix = "" if opts.dtype == "float32" else "_float64"
-    report("latent_round_trip", f"{opts.model}_max_abs_error_pixel_units{suffix}", float(f"{worst:.3g}"),
-           "pixel units (0-256)", ROUND_TRIP_TARGET, worst < ROUND_TRIP_TARGET, **common)
-    report("latent_round_trip", f"{opts.model}_max_abs_error_01_scale{suffix}", float(f"{worst / 256:.3g}"),
-           "[0, 1] image scale", ROUND_TRIP_TARGET, worst / 256 < ROUND_TRIP_TARGET, **common)
+        for q, r in runs.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            z = latents.encode(model, x, precision=q)
+            y = latents.decode(model, z, precision=q)
+            r["wall"] += time.perf_counter() - t0  # encode + decode only
+            r["cpu"] += time.process_time() - c0
+            assert z.dtype == y.dtype == latents._dtype(model)  # latents and images in the model's dtype
+            err = (y.double() - x.double() - latents.DEQUANTIZATION_OFFSET).abs().reshape(x.shape[0], -1).max(1).values
+            r["worst"] = max(r["worst"], float(err.max()))
+            r["within"] += int((err < ROUND_TRIP_TARGET).sum())
+            r["exact"] += int((latents.to_pixels(y) == x).reshape(x.shape[0], -1).all(1).sum())
+            with torch.no_grad():  # the other way round, z -> y -> z, in the same precision
+                z_again = r["net"].flow(y.to(latents._dtype(r["net"])))[0].to(z.dtype)
+            r["worst_z"] = max(r["worst_z"], float((z_again - z).abs().max()))
+    for q, r in runs.items():
+        common = dict(test_images=int(test.shape[0]), images_recovered_exactly=r["exact"],
+                      images_within_target_pixel_units=r["within"], latent_max_abs_error=float(f"{r['worst_z']:.3g}"),
+                      dtype=opts.dtype, precision=q, encode_decode_seconds=round(r["wall"], 1),
+                      encode_decode_cpu_seconds=round(r["cpu"], 1), threads=threads,
+                      checkpoint_sha256=entry["sha256"])
+        # The same error on two scales: the course's pixel units (y in [0, 256)), and the [0, 1] scale that the
+        # flow's first pre-processing step maps them to (and that most papers' images use).
+        suffix = "_float64" if opts.dtype == "float64" else ("" if q == "float64" else "_model_precision")
+        worst = r["worst"]
+        for metric, value, unit in ((f"{opts.model}_max_abs_error_pixel_units{suffix}", worst, "pixel units (0-256)"),
+                                    (f"{opts.model}_max_abs_error_01_scale{suffix}", worst / 256, "[0, 1] image scale")):
+            report("latent_round_trip", metric, float(f"{value:.3g}"), unit, ROUND_TRIP_TARGET,
+                   value < ROUND_TRIP_TARGET, **common)
+    if len(runs) == 2 and opts.dtype == "float32":  # what the accurate default costs, measured side by side
+        a, b = runs["float64"], runs["model"]
+        report("latent_round_trip", f"{opts.model}_encode_decode_time_float64_over_float32", round(a["cpu"] / b["cpu"], 2),
+               "ratio of CPU seconds", None, None, cpu_seconds_float64=round(a["cpu"], 1),
+               cpu_seconds_float32=round(b["cpu"], 1), wall_seconds_float64=round(a["wall"], 1),
+               wall_seconds_float32=round(b["wall"], 1), test_images=int(test.shape[0]), threads=threads)
 
 
 @benchmark("fmnist_bpd_table", "lesson 07's Fashion-MNIST bits/dim table recomputed from the shipped checkpoints and "

@@ -90,6 +90,9 @@ def widget_latency(args: list[str]) -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--lesson07-model", default="glow-fmnist",
                    help="the shipped model lesson 07's widgets use (manifest name; 'none' skips lesson 07)")
+    p.add_argument("--compare-rendering", action="store_true",
+                   help="also time every widget with the plain savefig renderer, alternating with the two-layer one "
+                        "move by move, and print the ratio (the slider widgets; the buttons' time is the model's)")
     opts = p.parse_args(args)
     set_threads()
     import matplotlib
@@ -105,7 +108,33 @@ def widget_latency(args: list[str]) -> None:
             if button:
                 w.button.click()
 
+        view = w.view if hasattr(w, "view") else w._view
+        if opts.compare_rendering and not button:
+            _compare_rendering(name, view, move, opts.repeats)
+            continue
         med, times = median_time(move, opts.repeats, warmup=2)
         extra = {"model": model} if name.startswith("lesson07") else {}
         report("widget_latency", f"{name}_update_ms", round(1000 * med, 1), "ms", target, 1000 * med < target,
                repeats=opts.repeats, max_ms=round(1000 * max(times), 1), **extra)
+
+
+def _compare_rendering(name: str, view, move, repeats: int) -> None:
+    """Median update time with the two-layer renderer and with plain savefig, the two alternating move by move on
+    the same sequence of values (so a change of load hits both), and their ratio."""
+    import statistics
+    import time
+
+    times = {True: [], False: []}
+    for i in range(2 * (repeats + 2)):
+        layered = i % 2 == 0
+        view.layered = layered
+        t0 = time.perf_counter()
+        move()
+        if i >= 4:  # two warm-up moves each
+            times[layered].append(time.perf_counter() - t0)
+    view.layered = True
+    two, plain = statistics.median(times[True]), statistics.median(times[False])
+    report("widget_latency", f"{name}_update_ms_two_layers_vs_savefig", round(two / plain, 3), "x", None, None,
+           two_layers_ms=round(1000 * two, 1), savefig_ms=round(1000 * plain, 1), repeats=repeats)
+    print(f"  {name}: two layers {1000 * two:.0f} ms, savefig {1000 * plain:.0f} ms, ratio {two / plain:.2f}",
+          flush=True)

@@ -9,6 +9,15 @@ painted (``img.decode()`` then the next animation frame) and the readout text (`
 latency is the later of the two minus the key press. Presses alternate direction so the slider stays in range,
 and the next press waits until the previous update has arrived (an isolated update, not a queue).
 
+Where the time goes: a script installed before JupyterLab loads wraps the page's WebSocket and timestamps every
+frame sent and received, so each press is also split into three parts (medians reported beside the total):
+``input`` (key press to the slider's new value leaving for the kernel: the browser's input handling), ``kernel``
+(that frame to the largest frame received, the new picture: the kernel's update plus the transport both ways
+through the Jupyter server) and ``render`` (the picture's frame to the picture decoded and painted, or to the
+readout changed if later: the widget manager, the image decoding, the layout and the paint). Inside ``kernel``,
+``busy`` is the time between the kernel's "busy" and "idle" status messages as they arrive (the kernel handling
+the update: the widget's computation, drawing and PNG encoding, and ipywidgets' messaging).
+
 One JSON line per widget and figure (median and 90th percentile, targets 200 and 400 ms), plus screenshots in
 artifacts/browser/. Needs Chromium at /usr/bin/chromium (or FLOWS_CHROMIUM) and Playwright.
 """
@@ -57,6 +66,39 @@ INSTALL = """(idx) => {
 }"""
 COUNT = INSTALL.replace("const box = boxes[idx];", "return boxes.length;")
 
+# Installed before any page script: every WebSocket frame sent and received, with its time and size in bytes.
+WS_PROBE = """(() => {
+  const Native = window.WebSocket;
+  const log = window.__flowsFrames = {sent: [], received: []};
+  const size = d => typeof d === 'string' ? d.length : (d.byteLength !== undefined ? d.byteLength : (d.size || 0));
+  const text = d => typeof d === 'string' ? d : (d.byteLength !== undefined && d.byteLength < 4000
+                                                  ? new TextDecoder().decode(d) : '');
+  class Probed extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', e => {
+        const m = /"execution_state":\\s*"(busy|idle)"/.exec(text(e.data));  // the kernel's status messages
+        log.received.push([performance.now(), size(e.data), m ? m[1] : '']);
+      });
+    }
+    send(data) { log.sent.push([performance.now(), size(data)]); return super.send(data); }
+  }
+  window.WebSocket = Probed;
+})();"""
+
+# The three parts of the last press (see the module's docstring); null when a frame is missing.
+SPLIT = """() => {
+  const p = window.__flowsProbe, f = window.__flowsFrames;
+  if (!f) return null;
+  const sent = f.sent.filter(([t]) => t >= p.key), got = f.received.filter(([t]) => t >= p.key);
+  if (!sent.length || !got.length) return null;
+  const out = sent[0][0], big = got.reduce((a, b) => (b[1] > a[1] ? b : a));
+  const done = Math.max(p.picture, p.text);
+  const busy = got.find(g => g[2] === 'busy'), idle = busy && got.find(g => g[2] === 'idle' && g[0] >= busy[0]);
+  return {input: out - p.key, kernel: big[0] - out, render: done - big[0], picture_bytes: big[1],
+          busy: busy && idle ? idle[0] - busy[0] : null};
+}"""
+
 
 def _percentile(values: list[float], q: float) -> float:
     values = sorted(values)
@@ -65,7 +107,7 @@ def _percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tuple[dict, list[float]]:
+def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tuple[dict, list[float], list[dict]]:
     info = page.evaluate(INSTALL, idx)
     box = page.locator(".jp-OutputArea-output > .widget-box, .jp-OutputArea-output > .jupyter-widgets.widget-box")
     box = box.filter(has=page.locator(".widget-slider")).nth(idx)
@@ -74,7 +116,7 @@ def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tup
     handle = next(h for h in handles.all()  # the first with a range: that is the one INSTALL named
                   if float(h.get_attribute("aria-valuemax") or 0) > float(h.get_attribute("aria-valuemin") or 0))
     handle.focus()
-    times, unchanged = [], 0
+    times, parts, unchanged = [], [], 0
     for i in range(presses):
         key = "ArrowRight" if (i // 3) % 2 == 0 else "ArrowLeft"  # three steps right, three left, ...
         now, low, high = (float(handle.get_attribute(a) or "nan")
@@ -94,9 +136,20 @@ def measure_widget(page, idx: int, presses: int, timeout_s: float = 30.0) -> tup
                 unchanged += 1
         probe = page.evaluate("window.__flowsProbe")
         times.append(max(probe["picture"], probe["text"]) - probe["key"])
+        split = page.evaluate(SPLIT)
+        if split:
+            parts.append(split)
         page.wait_for_timeout(150)  # let the kernel go idle: the next press is an isolated update
     info["readout_unchanged"] = unchanged
-    return info, times
+    return info, times, parts
+
+
+def _split_medians(parts: list[dict]) -> dict:
+    """Median of each part over the presses, in ms (and the picture's frame size in bytes)."""
+    if not parts:
+        return {}
+    return {f"{k}_ms" if k != "picture_bytes" else k: round(statistics.median(p[k] for p in parts), 1)
+            for k in ("input", "kernel", "render", "picture_bytes", "busy") if all(p.get(k) is not None for p in parts)}
 
 
 def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
@@ -121,6 +174,7 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=VIEWPORT)
+            page.add_init_script(WS_PROBE)
             for path in paths:
                 t0 = time.monotonic()
                 run_all_cells(page, server, path.name, artifacts, timeout=900, start_timeout=300)
@@ -130,7 +184,7 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
                     print(f"{path.name}: no widget with a slider and a picture", flush=True)
                 for idx in range(n):
                     try:
-                        info, times = measure_widget(page, idx, presses)
+                        info, times, parts = measure_widget(page, idx, presses)
                     except Exception as err:  # no picture change within the timeout: a failure, reported
                         report("widget_latency_browser", f"lesson{path.name[:2]}_widget{idx + 1}_median_ms", None,
                                "ms", MEDIAN_TARGET_MS, False, lesson=path.stem, widget=idx + 1,
@@ -142,9 +196,15 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
                     common = dict(lesson=path.stem, widget=idx + 1, slider=info["label"], presses=len(times),
                                   readout_checked=info["hasText"],
                                   presses_without_readout_change=info["readout_unchanged"], max_ms=round(max(times), 1),
-                                  all_ms=[round(t, 1) for t in times])
+                                  all_ms=[round(t, 1) for t in times], median_split=_split_medians(parts))
                     report("widget_latency_browser", f"{name}_median_ms", round(med, 1), "ms", MEDIAN_TARGET_MS,
                            med < MEDIAN_TARGET_MS, **common)
+                    split = common["median_split"]
+                    if split:
+                        print(f"  {name}: median {med:.0f} ms = input {split['input_ms']:.0f} + kernel and transport "
+                              f"{split['kernel_ms']:.0f} (kernel busy {split.get('busy_ms', float('nan')):.0f}) + render "
+                              f"{split['render_ms']:.0f} ms (medians of each part; "
+                              f"picture frame {split['picture_bytes']} bytes)", flush=True)
                     report("widget_latency_browser", f"{name}_p90_ms", round(p90, 1), "ms", P90_TARGET_MS,
                            p90 < P90_TARGET_MS, **common)
                 server.shutdown_kernels()

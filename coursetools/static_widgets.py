@@ -3,7 +3,8 @@
 A widget needs a kernel to respond, and the widget JavaScript that renders it outside JupyterLab comes from a CDN.
 For slides and a site that open offline we draw each widget as plain HTML instead, from the state that nbclient
 stored in ``nb.metadata.widgets``: sliders as disabled range inputs with their value, menus and toggle buttons
-with their selection, HTML widgets as their HTML, Output widgets as their outputs (the figure's PNG), boxes as
+with their selection, HTML widgets as their HTML, Image widgets as their picture (nbclient keeps an Image's bytes
+beside its state, base64-encoded), Output widgets as their outputs, boxes as
 flex rows and columns. Hidden children (``layout.display == "none"``) stay hidden. No script is involved.
 """
 from __future__ import annotations
@@ -28,10 +29,23 @@ class _Renderer:
         self.state = state
         self.controls = 0  # controls drawn (sliders, menus, buttons...): a progress bar alone has none
 
-    def model(self, ref) -> dict | None:
+    def entry(self, ref) -> dict | None:
         key = ref[len("IPY_MODEL_"):] if isinstance(ref, str) and ref.startswith("IPY_MODEL_") else ref
-        entry = self.state.get(key)
+        return self.state.get(key)
+
+    def model(self, ref) -> dict | None:
+        entry = self.entry(ref)
         return entry["state"] if entry else None
+
+    def image(self, ref, s: dict) -> str:
+        """An Image widget's picture: its ``value`` is a binary buffer, stored as base64 beside the state."""
+        buffers = (self.entry(ref) or {}).get("buffers", [])
+        data = next((b.get("data") for b in buffers if b.get("path") == ["value"]), None) or s.get("value")
+        if not isinstance(data, str) or not data:
+            return ""
+        fmt = s.get("format", "png")
+        mime = "image/svg+xml" if fmt == "svg+xml" else f"image/{fmt}"
+        return f"<img src='data:{mime};base64,{data.strip()}' style='max-width:100%' alt='widget figure'>"
 
     def hidden(self, s: dict) -> bool:
         layout = self.model(s.get("layout")) or {}
@@ -89,7 +103,7 @@ class _Renderer:
         if name in _TEXTS:
             return f"<div style='margin:2px 8px 2px 0'>{lab}<code>{html.escape(str(s.get('value', '')))}</code></div>"
         if name == "ImageModel":
-            return ""  # bytes are not kept in the notebook's widget state
+            return self.image(ref, s)
         if name == "OutputModel":
             return "".join(_output_html(o) for o in s.get("outputs", []))
         if name in ("ProgressModel", "FloatProgressModel", "IntProgressModel"):

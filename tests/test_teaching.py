@@ -5,6 +5,7 @@ offline check itself. The browser-side view of the exports is in
 tests/browser/test_offline_exports.py."""
 from __future__ import annotations
 
+import base64
 import pathlib
 import re
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from coursetools import ROOT, lesson_paths
 from coursetools.assets import check_offline, remote_loads
+from coursetools.static_widgets import NOTE, WIDGET_STATE, WIDGET_VIEW, snapshot_widgets
 from coursetools.student import EXERCISE_TAG, SOLUTION_TAG, is_solution, student_edition
 
 from .test_lessons import exercise_pairs, solution_names
@@ -106,7 +108,9 @@ def test_slides_load_nothing_from_the_network(built_exports):
 def test_slides_show_widget_snapshots_and_skip_solutions(built_exports):
     deck = built_exports["decks"][0].read_text()
     assert deck.count("flows-widget-snapshot") >= 2  # lesson 01's two change-of-variables widgets
-    assert "data:image/png;base64," in deck
+    snapshots = re.findall(r"<div class=[\"']flows-widget-snapshot[\"'].*?" + re.escape(NOTE), deck, re.S)
+    assert len(snapshots) >= 2 and all(re.search(r"<img[^>]*src=[\"']data:image/png;base64,", s) for s in snapshots), \
+        "a widget's snapshot lost its picture"
     assert "application/vnd.jupyter.widget" not in deck  # no live widget left that would need a CDN
     for path, deck_path in zip(LESSONS, built_exports["decks"]):
         html = deck_path.read_text()
@@ -115,6 +119,29 @@ def test_slides_show_widget_snapshots_and_skip_solutions(built_exports):
             # a solution is skipped unless its author gave it a slide type of its own
             if is_solution(cell) and cell.metadata.get("slideshow", {}).get("slide_type", "skip") == "skip":
                 assert f"cell-id={cell.id}" not in html, f"{deck_path.name} shows the solution cell {cell.id}"
+
+
+def test_a_widget_snapshot_draws_the_image_widgets_picture_from_its_stored_buffer():
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    state = {"box": {"model_name": "VBoxModel", "state": {"_model_name": "VBoxModel",
+                                                           "children": ["IPY_MODEL_s", "IPY_MODEL_img"]}},
+             "s": {"model_name": "FloatSliderModel", "state": {"_model_name": "FloatSliderModel", "value": 0.5,
+                                                               "min": 0, "max": 1, "description": "a"}},
+             "img": {"model_name": "ImageModel", "state": {"_model_name": "ImageModel", "format": "png",
+                                                           "value": None},
+                     "buffers": [{"data": png, "encoding": "base64", "path": ["value"]}]}}
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {WIDGET_STATE: {"state": state}}
+    nb.cells = [nbformat.v4.new_code_cell("w", outputs=[nbformat.v4.new_output(
+        "display_data", data={WIDGET_VIEW: {"model_id": "box"}, "text/plain": "VBox()"})])]
+    assert snapshot_widgets(nb) == 1
+    html = nb.cells[0].outputs[0]["data"]["text/html"]
+    assert f"<img src='data:image/png;base64,{png}'" in html and "flows-widget-snapshot" in html
+    del state["img"]["buffers"]  # an Image whose bytes were not stored draws nothing, the slider still shows
+    nb.metadata["widgets"] = {WIDGET_STATE: {"state": state}}
+    nb.cells[0].outputs[0]["data"] = {WIDGET_VIEW: {"model_id": "box"}}
+    snapshot_widgets(nb)
+    assert "<img" not in nb.cells[0].outputs[0]["data"]["text/html"]
 
 
 # ---- site ----------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import torch
 from flowlib.core import Compose, Flow, FlowInputError, Inverse
 from flowlib.distributions import StandardNormal, StandardUniform
 from flowlib.bijections.elementwise import Affine, Exp, Sigmoid, SinhArcsinh
-from flowlib_teaching.widgets.base import FigureOutput
+from flowlib_teaching.widgets.base import FigureOutput, sticky_top
 
 __all__ = ["ChangeOfVariablesWidget", "MAPS", "canonical_map_name", "change_of_variables", "map_branches"]
 
@@ -457,7 +457,7 @@ class ChangeOfVariablesWidget:
             a.naive_line.set_data(s["x_grid"], s["q_naive"])
             a.naive_line.set_visible(not spec.invertible)
             top = max(float(s["hist"].max()), s["ylim_q"])
-            ax_x.set_ylim(0, 1.15 * top if top > 0 else 1.0)
+            ax_x.set_ylim(0, sticky_top(ax_x.get_ylim()[1], 1.15 * top if top > 0 else 1.0))
             a.note.set_text("")
             band = s["band"]
             a.spans.append(ax_x.fill_between(band["x_grid"], band["q"], color="tab:green", alpha=0.35, lw=0))

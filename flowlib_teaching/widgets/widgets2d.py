@@ -23,7 +23,7 @@ from torch import Tensor
 from flowlib_teaching import plot2d
 from flowlib.testing import jacobian
 from flowlib_teaching.maps2d import MAPS_2D
-from flowlib_teaching.widgets.base import FigureWidget
+from flowlib_teaching.widgets.base import FigureWidget, sticky_top
 
 __all__ = ["matrix_deformation", "local_linearization", "layer_stepper",
            "SINGULAR_TOL"]
@@ -134,7 +134,7 @@ class MatrixWidget(_Widget2D):
     def _draw(self) -> None:
         s = self.state
         ax_in, ax_out = self.axes
-        r = max(1.6, float(np.abs(s["corners"]).max()) + 0.4)
+        r = sticky_top(ax_in.get_xlim()[1], max(1.6, float(np.abs(s["corners"]).max()) + 0.4))
         for ax in (ax_in, ax_out):
             ax.set_xlim(-r, r)
             ax.set_ylim(-r, r)
@@ -241,6 +241,7 @@ class LocalLinearWidget(_Widget2D):
             ax.set_aspect("equal")
             _labels(ax, ("y_1", "y_2"))
         _title(ax_zoom, "zoom near g(p)")
+        ax_zoom.set(xticks=[], yticks=[])  # it follows g(p): its width is in the title, so no ticks to redraw
         ax_zoom.legend(loc="upper left", fontsize=8)
         self.suptitle.set_fontsize(10)
 
@@ -255,8 +256,9 @@ class LocalLinearWidget(_Widget2D):
             line.set_data(y[:, 0], y[:, 1])
         lo, hi = np.min([y.min(0) for y in mapped], 0), np.max([y.max(0) for y in mapped], 0)
         pad = 0.05 * float((hi - lo).max())
-        ax_out = self.axes[1]
-        ax_out.set(xlim=(lo[0] - pad, hi[0] + pad), ylim=(lo[1] - pad, hi[1] + pad))
+        lo, hi = np.floor((lo - pad) * 2) / 2, np.ceil((hi + pad) * 2) / 2  # on half units: the limits (and the
+        ax_out = self.axes[1]                                              # cached ticks) move less often
+        ax_out.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
         ax_out.title.set_text(f"output y = g(x) ({v['map']})")
         self._grid_key = key
 
@@ -275,6 +277,7 @@ class LocalLinearWidget(_Widget2D):
             point.set_data([gp[0]], [gp[1]])
         half = 0.5 * max(np.ptp(np.vstack([cur, lin]), axis=0).max(), 1e-3) * 1.25
         self.axes[2].set(xlim=(gp[0] - half, gp[0] + half), ylim=(gp[1] - half, gp[1] + half))
+        self.axes[2].title.set_text(f"zoom near g(p): {2 * half:.2g} wide")
         J = s["jacobian"]
         self.suptitle.set_text(f"J(p) = [[{J[0, 0]:.2f}, {J[0, 1]:.2f}], [{J[1, 0]:.2f}, {J[1, 1]:.2f}]]    "
                                f"det J(p) = {s['det']:.3f}    area of g(square) / r² = {s['area_ratio']:.3f}    "

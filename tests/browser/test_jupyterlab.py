@@ -124,7 +124,11 @@ def run_all_cells(page, lab, name, artifacts, timeout, start_timeout=60):
 
 
 def _png_digest(img) -> str:
-    return hashlib.sha256((img.get_attribute("src") or "").encode()).hexdigest()
+    """A digest of the pixels shown (not of the src, which for an Image widget is a new blob: URL on every update)."""
+    pixels = img.evaluate("""img => { if (!img.complete || !img.naturalWidth) return '';
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png'); }""")
+    return hashlib.sha256(pixels.encode()).hexdigest()
 
 
 def test_lesson_01_runs_and_its_widget_responds_to_the_keyboard(lab, page, artifacts):
@@ -134,7 +138,7 @@ def test_lesson_01_runs_and_its_widget_responds_to_the_keyboard(lab, page, artif
                           has=page.locator("label.widget-label", has_text=re.compile(r"^a$"))).first
     widget = slider.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
                             "' widget-vbox ')][1]")
-    readout, picture = widget.locator(".widget-html").first, widget.locator(".widget-output img").first
+    readout, picture = widget.locator(".widget-html").first, widget.locator("img.flows-figure").first
     widget.scroll_into_view_if_needed()
     picture.wait_for(state="visible", timeout=30_000)
     assert picture.evaluate("img => img.complete && img.naturalWidth > 400"), "the widget's figure did not load"
@@ -167,7 +171,7 @@ def test_lesson_01_runs_and_its_widget_responds_to_the_keyboard(lab, page, artif
     # the non-invertible map's widget further down is drawn too, with its explanation
     square = page.locator(".widget-vbox", has=page.locator(".widget-html", has_text="not invertible")).first
     square.scroll_into_view_if_needed()
-    assert square.locator(".widget-output img").first.evaluate("img => img.complete && img.naturalWidth > 400")
+    assert square.locator("img.flows-figure").first.evaluate("img => img.complete && img.naturalWidth > 400")
     square.screenshot(path=str(artifacts / "01-widget-square.png"))
     lab.shutdown_kernels()
 
@@ -345,7 +349,7 @@ def test_lesson_07_runs_and_its_temperature_widget_responds(lab, page, artifacts
                           has=page.locator("label.widget-label", has_text="temperature T")).first
     widget = slider.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), "
                             "' widget-vbox ')][1]")
-    picture = widget.locator(".widget-output img").first
+    picture = widget.locator("img.flows-figure").first
     widget.scroll_into_view_if_needed()
     picture.wait_for(state="visible", timeout=30_000)
     assert picture.evaluate("img => img.complete && img.naturalWidth > 400"), "the widget's figure did not load"
@@ -363,5 +367,5 @@ def test_lesson_07_runs_and_its_temperature_widget_responds(lab, page, artifacts
     assert _png_digest(picture) != before_png, "moving the temperature slider did not change the picture"
     # the button-driven widgets drew their first pictures too
     assert page.locator(".widget-button", has_text="encode A and B, interpolate").count() == 1
-    assert page.locator(".widget-output img").count() >= 4, "lesson 07 should show its four widgets' pictures"
+    assert page.locator("img.flows-figure").count() >= 4, "lesson 07 should show its four widgets' pictures"
     lab.shutdown_kernels()
