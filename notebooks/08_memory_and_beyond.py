@@ -245,7 +245,7 @@ plt.show()
 #   depths — and it never rebuilds anything, so it has no rounding drift (section 4).
 # - **Time.** Backprop by the inverse runs every step once more (and inverts it) in the backward pass: about 4/3 of an
 #   ordinary step's network work, thanks to the coupling's shared network evaluation, plus the inverses. The runs
-#   here shared two cores with a dozen other jobs, so wall time (dotted) is mostly waiting; CPU time per step
+#   here shared two cores with other jobs, so wall time (dotted) can include waiting; CPU time per step
 #   (squares, from a second run at K = 4 and 32) is the step's own compute, and that is the fair ratio.
 # - **The allocator.** On the CPU the strategy asks glibc to keep the memory it frees (`keep_freed_memory()` in
 #   `flowlib.memory`). Rebuilding one step at a time allocates and frees the same tensors again and again; by default
