@@ -104,7 +104,7 @@ for k, shape in enumerate(latents.multiscale_of(model).latent_shapes, 1):
 # round-trip check on the whole flow:
 
 # %%
-n_round = fl.pick(500, 32)
+n_round = fl.pick(500, 64)
 x_round = test_images[:n_round]
 for precision in ("model", "float64"):  # float32 throughout; float64 inside (the default), float32 in and out
     t0 = time.perf_counter()
