@@ -39,17 +39,18 @@ precision
     a coupling's inverse divides by its scale sigmoid(h + 2) after subtracting a shift computed by a float32 network,
     the 1x1 convolutions' triangular solves and the ActNorms rescale, and the logit pre-processing's inverse multiplies
     an error in logit space by up to 256 * p (1 - p) / (1 - 2 alpha) ~ 71 on the way back to pixel units. Measured
-    layer by layer on the shipped Glow, no single layer dominates (every kind of layer contributes 2e-3 to 3e-2 grey
-    levels on the worst test images, the networks inside the couplings and the decoding direction the most), so
-    only a float64 computation fixes it: over all 10,000 test images the largest error of decode(encode(x)) falls
-    from 0.042 grey levels (1.6e-4 on the [0, 1] scale) to the floor that float32 latents themselves set (rounding z
-    to float32 and decoding it exactly already moves some images by 1e-3), for about 2.3 times the computing time
-    (benchmarks/README.md, ``python -m benchmarks latent_round_trip``). ``precision="model"`` computes in the
-    model's own dtype, the fast path that shows the float32 rounding; a model moved to float64 (``model.double()``)
-    computes in float64 either way. A decoding counts as overflowed (``nonfinite=``) when its image or log-det is
-    not finite once returned in the model's dtype: a latent that overflows float32 somewhere in the inverse drives
-    the logit-space values (and with them the log-det) beyond float32's range, so the same latents overflow as in
-    the model's own computation (tests/test_latents.py checks one such case).
+    on the shipped Glow (``python -m benchmarks latent_round_trip_layers``), no kind of layer dominates: each of them
+    but the logit, computed alone in float32, costs 1.8e-3 to 2.9e-2 grey levels on the worst test images, and the
+    decoding direction's error is the larger (0.039 against 0.0066); so a float64 computation is what fixes it. Over all 10,000 test images (``python -m
+    benchmarks latent_round_trip``) the largest error of decode(encode(x)) falls from 0.030 grey levels (1.2e-4 on
+    the [0, 1] scale) to 1.1e-3 (4.2e-6), the floor that float32 latents set: rounding the exact latent to float32
+    and decoding it exactly already moves the worst image that far. It costs 2.8 times the CPU time (68 ms per image
+    for encode + decode on one CPU thread instead of 24). ``precision="model"`` computes in the model's own dtype:
+    the fast path, and the one that shows the float32 rounding. A model moved to float64 (``model.double()``)
+    computes in float64 either way. A decoding counts as overflowed (``nonfinite=``) when its image or log-det is not
+    finite once returned in the model's dtype: a latent that overflows float32 somewhere in the inverse drives the
+    logit-space values (and with them the log-det) beyond float32's range, so the same latents overflow as in the
+    model's own computation (tests/test_latents.py checks a case where float64 alone would not overflow).
 
 Bad input (a wrong image shape, non-integer pixels, an unknown class name, a temperature outside
 ``TEMPERATURE_RANGE``, a level that does not exist) raises ValueError with what is allowed.

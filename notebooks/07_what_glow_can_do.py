@@ -42,7 +42,7 @@
 # comparison with a VAE helps for section 6.
 #
 # **Estimated time.** 60–80 minutes. Every model is a shipped checkpoint: nothing is trained here, and running all
-# cells in normal mode takes about 4 minutes (239 s, measured with `python -m benchmarks lesson_times` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–7; fast mode, `FLOWS_FAST=1`, uses fewer images).
+# cells in normal mode takes about 3 minutes (188 s, measured with `python -m benchmarks lesson_times 07` on 2026-12-02 on our shared 2-core CPU, one thread, load average 2–3; fast mode, `FLOWS_FAST=1`, uses fewer images).
 
 # %% slideshow={"slide_type": "skip"}
 # %matplotlib inline
