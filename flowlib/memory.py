@@ -327,7 +327,10 @@ class _InvertibleStack(torch.autograd.Function):
                 for p, g in param_grads:
                     i = position.get(id(p))
                     if g is not None and i is not None:
-                        grads[i].add_(g)
+                        try:
+                            grads[i].add_(g)
+                        except RuntimeError:  # under vmap (a brute-force Jacobian, vectorized), g is batched and
+                            grads[i] = grads[i] + g  # an ordinary buffer cannot take it in place
                         reached[i] = True
                 y, grad_y = x, grad_x
                 del x, grad_x, param_grads
