@@ -3,7 +3,11 @@ background plus the moved content must equal a full redraw of the same state, fo
 the background must actually be reused where the lessons' sliders move (that reuse is what makes an update cheap).
 
 A check that could not see a stale background would be worthless, so ``test_the_check_sees_a_stale_background``
-plants one (a background key that never changes) and shows the comparison failing."""
+plants one (a background key that never changes) and shows the comparison failing.
+
+The widgets' canvas also draws text from glyph bitmaps it recorded the first time (``textcache``): every widget's
+picture must equal, pixel for pixel, the one matplotlib draws without that cache, and a planted key that forgets the
+sub-pixel position of a string must be caught."""
 from __future__ import annotations
 
 import io
@@ -17,6 +21,7 @@ from flowlib_teaching import widgets
 from flowlib_teaching.widgets import latents as WL
 from flowlib_teaching.widgets import widgets_coupling as wc
 from flowlib_teaching.widgets import widgets_images as wi
+from flowlib_teaching.widgets import textcache
 from flowlib_teaching.widgets.base import FigureOutput
 
 from .test_widgets2d import small_model  # noqa: F401  (fixtures shared with the widgets' own tests)
@@ -91,6 +96,71 @@ def test_every_widget_draws_the_same_picture_from_its_cached_background(small_mo
         kinds = layered_renders(w, control, values)
         if reused:
             assert "content" in kinds, f"{type(w).__name__}: every move of {control} redrew the background: {kinds}"
+
+
+def cached_text_matches(w, control: str, values) -> int:
+    """Move ``control`` through ``values``; after each, a full redraw with the text cache must equal one without it
+    (matplotlib's own text drawing). Returns how many strings were drawn from the cache."""
+    view, hits = _view(w), 0
+    canvas = view.figure.canvas
+    assert isinstance(canvas, textcache.TextCachingCanvas)
+    for v in values:
+        w.controls[control].value = v
+        before = textcache.TEXT_CACHE.hits
+        cached = _pixels(view.show(full=True))
+        hits += textcache.TEXT_CACHE.hits - before
+        canvas.text_cache = canvas.glyph_cache = None
+        try:
+            plain = _pixels(view.show(full=True))
+        finally:
+            canvas.text_cache, canvas.glyph_cache = textcache.TEXT_CACHE, textcache.GLYPH_CACHE
+        worst = int(np.abs(cached - plain).max())
+        assert worst == 0, f"{type(w).__name__}: {control} = {v}: text drawn from the cache differs from " \
+                           f"matplotlib's (max pixel difference {worst})"
+    return hits
+
+
+def test_text_from_the_cache_equals_matplotlibs_own(small_model, realnvp_2d, image_model, model, data):  # noqa: F811
+    for w, control, values, _ in _cases(small_model, realnvp_2d, image_model, model, data):
+        hits = cached_text_matches(w, control, values)
+        assert hits > 0, f"{type(w).__name__}: no text was drawn from the cache"
+
+
+def test_the_text_check_sees_a_key_without_the_subpixel_position(monkeypatch):
+    textcache.TEXT_CACHE.clear()
+    right = textcache.text_key
+    # the planted bug: a string's bitmaps are reused wherever it is drawn, whatever its fractional position
+    monkeypatch.setattr(textcache, "text_key", lambda r, gc, x, y, *rest: right(r, gc, round(x), round(y), *rest))
+    w = widgets.matrix_deformation()
+    try:
+        with pytest.raises(AssertionError, match="differs from matplotlib's"):
+            cached_text_matches(w, "a", [1.1, 1.2, -0.5])
+    finally:
+        textcache.TEXT_CACHE.clear()  # no wrong bitmaps for the tests that follow
+
+
+def test_the_text_check_sees_a_glyph_key_without_the_subpixel_offset(monkeypatch):
+    """New strings (a readout's numbers) are drawn from cached glyphs; forget the glyph's 1/64-pixel offset in the
+    key (the planted bug) and the comparison must fail."""
+    textcache.TEXT_CACHE.clear(), textcache.GLYPH_CACHE.clear()
+
+    class Forgetful(textcache.TextCache):
+        def _k(self, key):
+            return key[:8] + key[10:]  # without tx & 63 and ty & 63
+
+        def get(self, key):
+            return super().get(self._k(key))
+
+        def put(self, key, value):
+            super().put(self._k(key), value)
+
+    w = widgets.matrix_deformation()
+    canvas = _view(w).figure.canvas
+    monkeypatch.setattr(textcache, "TEXT_CACHE", textcache.TextCache(max_entries=0))  # strings: never reused
+    monkeypatch.setattr(textcache, "GLYPH_CACHE", Forgetful())
+    canvas.text_cache, canvas.glyph_cache = textcache.TEXT_CACHE, textcache.GLYPH_CACHE
+    with pytest.raises(AssertionError, match="differs from matplotlib's"):
+        cached_text_matches(w, "a", [1.1, 1.2, -0.5])
 
 
 def test_the_check_sees_a_stale_background(monkeypatch):

@@ -20,8 +20,9 @@ import io
 import math
 import time
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from flowlib_teaching.widgets.textcache import TextCachingCanvas
 
 __all__ = ["FigureOutput", "FigureWidget", "sticky_top"]
 
@@ -70,7 +71,7 @@ class FigureOutput:
 
         self.dpi, self.label, self.layered = dpi, label, layered
         self.figure = Figure(figsize=figsize, dpi=dpi)
-        FigureCanvasAgg(self.figure)
+        TextCachingCanvas(self.figure)  # text is blitted from bitmaps drawn once (textcache)
         self.output = W.Image(format="png", layout=layout if layout is not None else W.Layout())
         self.output.add_class("flows-figure")
         self.png = b""
