@@ -119,6 +119,41 @@ def test_temperature_widget_draws_the_inverse_of_scaled_latents(image_model):
         assert f"T = {T:.2f}" in w.figure._suptitle.get_text()
 
 
+def test_temperature_widget_prefetches_every_slider_value_while_the_loop_is_idle(image_model):
+    """In a kernel (a running event loop) the widget decodes every slider value ahead, nearest to the current T
+    first, one per turn of the loop; a move meanwhile is served at once; the prefetched samples are the ones a move
+    would compute. Outside a loop nothing starts."""
+    import asyncio
+
+    w = wi.temperature_samples(image_model, n=4, nrow=2)
+    assert w.prefetching is False and list(w._cache) == [1.0]  # no loop here: only the first picture
+    values = w.slider_values()
+    assert len(values) == 23 and values[0] == 0.1 and values[-1] == 1.2 and 0.35 in values
+
+    async def in_a_kernel():
+        v = wi.temperature_samples(image_model, n=4, nrow=2)
+        assert v.prefetching is True
+        await asyncio.sleep(0.05)  # a few turns of the loop: the nearest values come first
+        early = list(v._cache)
+        v.controls["T"].value = 0.1  # a move while it prefetches
+        assert v.state["T"] == 0.1
+        for _ in range(200):
+            if len(v._cache) == len(values):
+                break
+            await asyncio.sleep(0.02)
+        return v, early
+
+    v, early = asyncio.run(in_a_kernel())
+    assert sorted(v._cache) == values
+    assert early[0] == 1.0 and set(early[1:3]) <= {0.95, 1.15, 1.1, 1.05}, early
+    for t in (0.35, 1.2):
+        with torch.no_grad():
+            want = images.pixels_from_data(image_model.flow.inverse(t * v.eps)[0])
+        assert torch.equal(v._cache[t]["samples"], want)
+    w.warm()
+    assert sorted(w._cache) == values
+
+
 # ---- lesson 05: dequantization noise width ----------------------------------------------------------------------------
 class _Histogram(torch.nn.Module):
     """Independent pixels with frequencies freq, spread over boxes of width w: log q(y) = Σ log(freq[⌊y⌋] / w)."""

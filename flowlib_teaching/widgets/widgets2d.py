@@ -59,9 +59,20 @@ def _title(ax, text: str, **kw) -> None:
     ax.set_title(text, y=1.0, **kw)
 
 
+_SUBSCRIPT = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
+
+
+def _unicode_math(name: str) -> str:
+    """A coordinate's name as plain text with subscripts: "z_1" -> "z₁", "h_{6,1}" -> "h₆,₁". Plain text, not
+    mathtext: the layer steppers relabel their axes at every step, and parsing mathtext was a quarter of such an
+    update (``python -m benchmarks widget_latency``)."""
+    base, _, sub = name.partition("_")
+    return base + sub.strip("{}").translate(_SUBSCRIPT)
+
+
 def _labels(ax, names: tuple[str, str]) -> None:
-    ax.set_xlabel(f"${names[0]}$")
-    ax.set_ylabel(f"${names[1]}$")
+    ax.set_xlabel(_unicode_math(names[0]), fontstyle="italic")
+    ax.set_ylabel(_unicode_math(names[1]), fontstyle="italic")
 
 
 def _slider(value, lo, hi, step, description, continuous=True):
