@@ -96,8 +96,8 @@ def widget_latency(args: list[str]) -> None:
     p.add_argument("--lesson07-model", default="glow-fmnist",
                    help="the shipped model lesson 07's widgets use (manifest name; 'none' skips lesson 07)")
     p.add_argument("--compare-rendering", action="store_true",
-                   help="also time every widget with the plain savefig renderer, alternating with the two-layer one "
-                        "move by move, and print the ratio (the slider widgets; the buttons' time is the model's)")
+                   help="instead, time every slider widget with three renderers alternating move by move (the "
+                        "widgets' own; two layers without the text cache; plain savefig) and print the ratios")
     opts = p.parse_args(args)
     set_threads()
     import matplotlib
@@ -125,22 +125,34 @@ def widget_latency(args: list[str]) -> None:
 
 
 def _compare_rendering(name: str, view, move, repeats: int) -> None:
-    """Median update time with the two-layer renderer and with plain savefig, the two alternating move by move on
-    the same sequence of values (so a change of load hits both), and their ratio."""
+    """Median update time with three renderers, alternating move by move on the same sequence of values (so a
+    change of load hits all three): the widgets' own (two layers, text from the glyph cache), two layers with
+    matplotlib drawing every string afresh, and a plain savefig with matplotlib's text (the renderer before both
+    changes); and the ratios to the last."""
     import statistics
     import time
 
-    times = {True: [], False: []}
-    for i in range(2 * (repeats + 2)):
-        layered = i % 2 == 0
-        view.layered = layered
+    from flowlib_teaching.widgets import textcache
+
+    canvas = view.figure.canvas
+    modes = {"cached": (True, True), "two_layers": (True, False), "savefig": (False, False)}
+    times = {m: [] for m in modes}
+    for i in range(len(modes) * (repeats + 2)):
+        mode = list(modes)[i % len(modes)]
+        view.layered, cached = modes[mode]
+        canvas.text_cache, canvas.glyph_cache = ((textcache.TEXT_CACHE, textcache.GLYPH_CACHE) if cached
+                                                 else (None, None))
         t0 = time.perf_counter()
         move()
-        if i >= 4:  # two warm-up moves each
-            times[layered].append(time.perf_counter() - t0)
+        if i >= 2 * len(modes):  # two warm-up moves each
+            times[mode].append(time.perf_counter() - t0)
     view.layered = True
-    two, plain = statistics.median(times[True]), statistics.median(times[False])
-    report("widget_latency", f"{name}_update_ms_two_layers_vs_savefig", round(two / plain, 3), "x", None, None,
-           two_layers_ms=round(1000 * two, 1), savefig_ms=round(1000 * plain, 1), repeats=repeats)
-    print(f"  {name}: two layers {1000 * two:.0f} ms, savefig {1000 * plain:.0f} ms, ratio {two / plain:.2f}",
-          flush=True)
+    canvas.text_cache, canvas.glyph_cache = textcache.TEXT_CACHE, textcache.GLYPH_CACHE
+    med = {m: statistics.median(t) for m, t in times.items()}
+    report("widget_latency", f"{name}_update_ms_vs_savefig", round(med["cached"] / med["savefig"], 3), "x", None,
+           None, two_layers_text_cache_ms=round(1000 * med["cached"], 1),
+           two_layers_ms=round(1000 * med["two_layers"], 1), savefig_ms=round(1000 * med["savefig"], 1),
+           repeats=repeats)
+    print(f"  {name}: two layers + text cache {1000 * med['cached']:.0f} ms, two layers {1000 * med['two_layers']:.0f}"
+          f" ms, savefig {1000 * med['savefig']:.0f} ms; ratio to savefig "
+          f"{med['cached'] / med['savefig']:.2f}", flush=True)

@@ -168,7 +168,7 @@ def plot_layers(flow: Compose, x: Tensor, direction: str = "inverse", bounds: Bo
         if i >= n:
             ax.set_visible(False)
             continue
-        names = (f"h_{i},1", f"h_{i},2")  # coordinates 1 and 2 of the state after i layers
+        names = (f"h_{{{i},1}}", f"h_{{{i},2}}")  # coordinates 1 and 2 of the state after i layers
         if i == 0:
             names = ("z_1", "z_2") if direction == "inverse" else ("x_1", "x_2")
         elif i == n - 1:

@@ -63,6 +63,12 @@ class FigureOutput:
     under all of an axes' content (matplotlib puts them above patches). ``layered=False`` (or a figure with inset
     axes) falls back to ``savefig`` every time. A widget keeps its background by moving its axes' limits only when
     it must (``sticky_top``).
+
+    Text. The canvas is a ``textcache.TextCachingCanvas``: a string it has drawn before (a tick label, an axis label,
+    a legend entry) is blitted from the glyph bitmaps FreeType rendered the first time, and a new string (a readout's
+    new numbers) from cached glyphs; the picture is the same as matplotlib's, pixel for pixel (tested on every
+    widget). Together the two layers and the text cache make a widget update 0.27–0.46 of a plain ``savefig``
+    (``python -m benchmarks widget_latency --compare-rendering``).
     """
 
     def __init__(self, figsize: tuple[float, float], dpi: int = 80, label: str = "<figure>", layout=None,
