@@ -168,7 +168,7 @@ print("constant channel: output finite:", bool(torch.isfinite(z_c).all()), "| lo
 # %%
 conv = InvConv1x1(3, (3, 2, 3), seed=0)
 with torch.no_grad():
-    conv.weight.add_(0.3 * torch.randn(3, 3))  # a general W (it starts as a rotation, whose log|det| is 0)
+    conv.weight.add_(0.3 * torch.randn(3, 3))  # a general W (it starts orthogonal: |det| = 1, log|det| = 0)
 x_img = torch.randn(1, 3, 2, 3, dtype=torch.float64)
 conv64 = copy.deepcopy(conv).double()
 J = testing.jacobian(lambda v: conv64(v)[0], x_img)[0]  # (18, 18), channel-major order (c, h, w)
@@ -186,8 +186,8 @@ print(f"H*W*log|det W| (what the layer returns):      {float(conv64(x_img)[1][0]
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **The cost, and the LU trick.** A general `slogdet` of a C×C matrix factorises it: O(C³) work at every training
 # step. Glow parameterises W by its LU decomposition, $W = P\,L\,(U + \mathrm{diag}(\mathrm{sign}\cdot e^{\log s}))$:
-# P a fixed permutation and the signs fixed (buffers), L unit lower-triangular and U strictly upper-triangular
-# (parameters). Then $\det W = \det P \cdot \prod_c \mathrm{sign}_c\, e^{\log s_c}$ and
+# P a fixed permutation and the signs fixed (buffers); L unit lower-triangular, U strictly upper-triangular and
+# log s (parameters). Then $\det W = \det P \cdot \prod_c \mathrm{sign}_c\, e^{\log s_c}$ and
 # $\log|\det W| = \sum_c \log s_c$: O(C). The inverse needs no matrix inverse either — two triangular solves.
 # (The forward pass still builds W from its factors to convolve with it: one C×C product L·U′, O(C³). P costs no
 # product: multiplying by a permutation matrix only reorders rows, so the layer indexes the rows of L·U′ instead.
@@ -221,8 +221,8 @@ ax.set_title("cost of log|det W| per training step")
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# Both parameterisations pass the same checks; the LU layer starts from the LU factors of the same random rotation,
-# so the two start as the same map.
+# Both parameterisations pass the same checks; the LU layer starts from the LU factors of the same random orthogonal
+# matrix (a rotation, or a rotation and a reflection: |det W| = 1 either way), so the two start as the same map.
 
 # %%
 lu_small = InvConv1x1LU(4, (4, 2, 2), seed=1)
@@ -273,8 +273,9 @@ for layer in (GlowCoupling((4, 2, 2), hidden=8), SplitPrior((4, 2, 2))):
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The whole model
 #
-# `flowlib.builders.glow` assembles it: lesson 05's pre-processing, then for each of L levels a squeeze, K steps
-# (ActNorm → 1×1 convolution → coupling), a split prior, and half the channels factored out. For Fashion-MNIST,
+# `flowlib.builders.glow` assembles it: lesson 05's pre-processing, then for each of L levels a squeeze and K steps
+# (ActNorm → 1×1 convolution → coupling), and at every level but the last a split prior and half the channels
+# factored out (the last level keeps all its channels and has the standard normal as its prior). For Fashion-MNIST,
 # L = 2 (28 → 14 → 7; a third squeeze would need an even 7). The shipped model has K = 16 and 128 hidden channels:
 
 # %%
@@ -387,7 +388,10 @@ plt.show()
 # Glow's paper compared three ways to mix channels between couplings — reverse the order (RealNVP), a fixed random
 # shuffle, a learned 1×1 convolution — each with additive and affine couplings. The same experiment, at a size this
 # CPU can afford (a small Glow, the same data order, steps and seed for all six), was run by a committed script;
-# the curves below are read from the log it wrote.
+# the curves below are read from the log it wrote. Read the end of each curve (the legend gives it): for both kinds of
+# coupling the order is the paper's, **learned 1×1 convolution < fixed shuffle < reversal**, and the gap is largest with
+# affine couplings. Two hundred steps and one seed: a small experiment, which shows the direction, not the size, of
+# the paper's effect.
 
 # %%
 ablation = json.loads((RESULTS / "glow_ablation.json").read_text())
@@ -417,7 +421,9 @@ for file in ("glow_vs_realnvp.json", "glow_vs_realnvp_10min.json"):  # 2.5 and 1
     print("made by:", budget["command"], "\n")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# At 2.5 minutes **more steps win**: a Glow step costs more (16 steps of flow per level, each with a 1×1 convolution
+# (The 2.5-minute run shared the machine with other jobs, load average 6–12 in its file: its CPU seconds per step are
+# about 2.5 times the 10-minute run's, so both models got fewer steps for their minutes. Compare the two models
+# within a run, not the runs' step counts.) At 2.5 minutes **more steps win**: a Glow step costs more (16 steps of flow per level, each with a 1×1 convolution
 # and a coupling network), and in the first minutes every step counts. At 10 minutes each the order has turned: Glow,
 # with about two thirds of RealNVP's steps, is ahead by about 0.1 bits/dim. The paper's comparison is at
 # convergence. The two shipped runs show the other end, per epoch of the same data (their manifests; the two runs
@@ -504,14 +510,14 @@ for cls in (PythonFlagActNorm, ActNorm):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **(c) The 1×1 convolution's log-det in too low a precision.** The layer multiplies log|det W| by H·W, so any
-# error in the determinant is multiplied too. Measured against float64, for a trained-like W (a rotation plus a
-# perturbation) and H·W = 14·14, in nats per image: the determinant of W computed in float32, and of W rounded to
+# error in the determinant is multiplied too. Measured against float64, for a trained-like W (an orthogonal matrix plus a
+# small perturbation, entries of standard deviation 0.1/√C, so that W stays equally well conditioned at every C) and H·W = 14·14, in nats per image: the determinant of W computed in float32, and of W rounded to
 # bfloat16 or float16 (what happens when mixed-precision training lets the weights or the determinant run in half
 # precision):
 
 # %%
 for c in ([16, 128, 512] if not FAST else [16, 128]):
-    w = torch.linalg.qr(torch.randn(c, c, dtype=torch.float64))[0] + 0.05 * torch.randn(c, c, dtype=torch.float64)
+    w = torch.linalg.qr(torch.randn(c, c, dtype=torch.float64))[0] + 0.1 / c ** 0.5 * torch.randn(c, c, dtype=torch.float64)
     exact = 196 * float(torch.linalg.slogdet(w)[1])
     errors = {"float32": abs(196 * float(torch.linalg.slogdet(w.float())[1]) - exact),  # computed in float32
               "bfloat16": abs(196 * float(torch.linalg.slogdet(w.bfloat16().double())[1]) - exact),  # W rounded

@@ -96,7 +96,7 @@ for k, shape in enumerate(latents.multiscale_of(model).latent_shapes, 1):
 # each of the flow's ~100 layers rounds what it computes, and the inverse **amplifies** what was rounded before it:
 # a coupling's inverse divides by its scale σ(h + 2) < 1 after subtracting a shift that a float32 network computed,
 # the 1×1 convolutions and ActNorms rescale, and the pre-processing's inverse multiplies an error in logit space by up
-# to 256 · p(1 − p) / (1 − 2α) ≈ 71 on the way back to grey levels. No single layer is to blame: computed in float32
+# to 256 · p(1 − p) / (1 − 2λ) ≈ 71 on the way back to grey levels. No single layer is to blame: computed in float32
 # throughout (`precision="model"`), the round trip is off by about 1e-3 grey levels on a typical image and by 0.04 on
 # the worst of the 10,000 test images. So `encode` and `decode` compute **in float64 by default** (a float64 copy of
 # the same weights: the same map, with 16 digits instead of 7) and hand back float32 latents and images; what is left
@@ -182,7 +182,7 @@ print(f"mean |z|: N(0, I) samples {float(eps.norm(dim=1).mean()):.2f}; test imag
 # spends latent norm on, and moves z towards the mode. Lowering T does the same to samples. The Glow paper
 # (Kingma & Dhariwal 2018) reports that samples look best at T ≈ 0.7. The widget decodes the same 16 noise vectors
 # ε as f⁻¹(T·ε) for every T, and plots the samples' own log-density in bits/dim against the test set's. Colder
-# samples are *more likely* than any real image — high density, but not typical. (Scaling z by T is exactly
+# samples are *more likely* than a typical test image — high density, but not typical. (Scaling z by T is exactly
 # sampling from q^{1/T²} only when the flow's log-det is the same constant for every input (lesson 05); with
 # affine couplings it is a heuristic.) A sample
 # can also fail outright: Glow's coupling contracts by sigmoid(h + 2) ∈ (0, 1) in the density direction, so its
@@ -196,7 +196,7 @@ temp_widget
 
 # %% slideshow={"slide_type": "subslide"}
 for t, b, bad in zip(temp_widget.temperatures, temp_widget.sample_bpd, temp_widget.overflowed):
-    print(f"T = {t:.1f}: the samples' log q(y) = {b:.2f} bits/dim" + (f" ({bad} overflowed)" if bad else ""))
+    print(f"T = {t:.1f}: the samples' bits/dim, −log q(y) / (D ln 2) = {b:.2f}" + (f" ({bad} overflowed)" if bad else ""))
 print(f"test images (manifest): {entry['test_bpd']:.2f} bits/dim")
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -259,8 +259,8 @@ print(f"|direction| = {float(direction.norm()):.1f}, against |z| ≈ {float(z_t.
 #
 # ## 5. Coarse and fine: swapping levels
 #
-# The last level z⁽²⁾ (7×7×8) is computed after two squeezes: it holds the coarse structure. The first level
-# z⁽¹⁾ (14×14×2) was factored out early: fine detail. Take the fine level from one image and the coarse level from
+# The last level z⁽²⁾ (8×7×7, channels × height × width) is computed after two squeezes: it holds the coarse
+# structure. The first level z⁽¹⁾ (2×14×14) was factored out early: fine detail. Take the fine level from one image and the coarse level from
 # another (press the button after choosing): the result follows the **coarse** one. The last panel re-draws A's
 # fine level instead of keeping it — section 1's mistake again.
 
@@ -275,8 +275,9 @@ swap_widget
 # 8-bit pixels, uniform dequantization y = x + u with u ~ U[0, 1)^784, bits/dim = −E log q(x + u) / (784 ln 2),
 # every pre-processing log-det included, all 10,000 test images. Each number is an upper bound on the model's
 # discrete code length; for the VAE it is looser still, because log q itself is only bounded (its ELBO, and the
-# tighter importance-weighted bound with K = 256 samples; lesson 03). The table was produced by one committed command,
-# `python -m flowlib.training.bpd_table`, whose output and log are in `data/results/`; `python -m benchmarks fmnist_bpd_table`
+# tighter importance-weighted bound with K = 256 samples; lesson 03). The table was produced by `python -m flowlib.training.bpd_table`
+# (the cell prints the exact commands, recorded in the file; `flowlib.bpd_table` is its old name), whose output and
+# log are in `data/results/`; `python -m benchmarks fmnist_bpd_table`
 # recomputes every row from the shipped checkpoints and compares.
 
 # %% slideshow={"slide_type": "subslide"}
@@ -353,10 +354,11 @@ for name, b in sorted(scores.items(), key=lambda kv: kv[1].mean()):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The model was trained on clothes, yet **handwritten digits get a better (lower) bits/dim than the clothes
-# themselves** — in our runs 85–100 % of the digits scored better than the median test image (all of them with lesson
-# 05's RealNVP and the 5.55-epoch Glow snapshot, 85 % with the complete Glow in fast mode). Constant images land among the clothes (how well depends on the grey level), flipped clothes score
-# about like upright ones; only noise and inverted images are clearly flagged. The same ordering was found for Glow, RealNVP and PixelCNN on
-# Fashion-MNIST vs MNIST (Nalisnick et al. 2019, "Do deep generative models know what they don't know?") and
+# themselves** — the cell above prints what share of each set scores better than the median test image (with the
+# shipped Glow in our fast-mode run: 85 % of the digits). Constant images score better too, most of them (62 % in that
+# run; how much depends on the grey level); flipped clothes score about like upright ones; only noise and inverted
+# images are clearly flagged. The same was found for flows (Glow), VAEs and PixelCNNs, on Fashion-MNIST vs MNIST among
+# other pairs (Nalisnick et al. 2019, "Do deep generative models know what they don't know?"), and
 # explained by Kirichenko, Izmailov & Wilson (2020): a flow's likelihood is dominated by **local pixel statistics** —
 # how predictable a pixel is from its neighbours — which it learns from any natural-looking image, not by what the
 # image shows. A digit is mostly black background with smooth strokes: very predictable. Look at that directly:
@@ -381,9 +383,10 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **What this means for flagging unusual inputs.** A threshold on the likelihood would let the digits and the
-# blank images through and flag plenty of real clothes. One known remedy is to compare the likelihood with what a
+# constant images through and flag plenty of real clothes. One known remedy is to compare the likelihood with what a
 # generic compressor already explains (Serrà et al. 2020, "Input complexity and out-of-distribution detection"):
-# score S = model bits/dim − zlib bits/dim, i.e. how much *better than a generic compressor* the model does. The area
+# score S = model bits/dim − zlib bits/dim, i.e. how many *more* bits the model needs than a generic compressor
+# (a high S flags an input: the model explains it worse than its plain complexity would predict). The area
 # under the ROC curve (1 = always separates, 0.5 = chance, below 0.5 = ranks the wrong way) for telling each set
 # apart from the test clothes:
 
@@ -476,13 +479,13 @@ check_attribute_direction(attribute_direction, strict=True)
 #   every pixel comes back — as long as the **whole** flat latent is kept; re-drawing the factored-out levels keeps
 #   only the coarse outline.
 # - A D-dimensional Gaussian lives on a **shell of radius ≈ √D**, far from its peak. Temperature T < 1 moves samples
-#   inwards: they get cleaner and *more likely than real images* — high density is not typicality.
+#   inwards: they get more likely (*more likely than a typical real image*) and less varied — high density is not typicality.
 # - **Spherical interpolation** keeps the latent's norm; linear interpolation cuts inside the shell.
 # - **Attribute vectors** (difference of class-mean latents) move an image towards another class, changing whatever
 #   differs on average between the classes.
 # - Under one convention a **bits/dim table** compares families: independent pixels, a VAE (only a bound), RealNVP
 #   and Glow (exact likelihoods of dequantized data), each with its size, training time and hardware.
-# - **Likelihood is not an out-of-distribution detector**: digits and blank images score better than the training
+# - **Likelihood is not an out-of-distribution detector**: digits and constant images score better than the training
 #   clothes, because local pixel statistics dominate the likelihood; subtracting a generic complexity helps.
 #
 # **Next:** lesson 08 — memory, and what lies beyond coupling flows.

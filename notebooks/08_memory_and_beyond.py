@@ -142,7 +142,7 @@ for memory in ("invertible", "checkpoint"):
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Agreement to float64 rounding. The test suite checks the same thing per parameter (and the input's gradient, and
-# each strategy under `flowlib.train.fit`, after a checkpoint reload, and with `DistributedDataParallel` on two
+# each strategy under `flowlib.training.fit`, after a checkpoint reload, and with `DistributedDataParallel` on two
 # processes); the flow registry runs every brute-force check of the course through the custom backward.
 #
 # **ActNorm.** Its data-dependent start needs the real activations of the first batch. `MemorySavingCompose` sees a
@@ -251,7 +251,7 @@ plt.show()
 #   `flowlib.memory`). Rebuilding one step at a time allocates and frees the same tensors again and again; by default
 #   glibc handed them back to the system after each step and the kernel faulted them in again, some 350,000 page
 #   faults per training step at K = 32 (about 0.6 s of CPU time there). Ordinary autograd holds its activations, so
-#   its memory stays put. The committed run above predates this (benchmarks/README.md has the figures after it).
+#   its memory stays put. The run plotted above was made with the fix (its rows say `freed memory kept`).
 #
 # The ratios are what matter, not the megabytes: on a GPU (`--device cuda`, measured with
 # `torch.cuda.max_memory_allocated`) the same shapes cost the same bytes, and the flat line is what lets a deeper
@@ -392,7 +392,7 @@ for s in scales:
 # the divergence exact by autograd (two backward passes in 2D).
 #
 # **A check with a known answer first.** A linear field $v = Ax + b$ carries N(0, I) to the Gaussian
-# $N(m, e^A e^{A^\top})$ exactly. Our ODE solver and divergence against it, with more and more RK4 steps:
+# $N(m, e^A e^{A^\top})$ exactly, with $m = \int_0^1 e^{A(1-s)}\,b\,ds$ (the flow of the constant part). Our ODE solver and divergence against it, with more and more RK4 steps:
 
 # %%
 linear = LinearVelocity([[0.3, -0.8], [0.5, -0.2]], [0.5, -1.0]).double()
@@ -453,16 +453,16 @@ plt.show()
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### 5b. Autoregressive flows with a transformer conditioner
 #
-# Lesson 02's affine autoregressive map, $z_i = (x_i - \mu_i(x_{<i}))\,e^{-a_i(x_{<i})}$, has a triangular Jacobian
-# and log-det $-\sum_i a_i$. MAF computed $(\mu_i, a_i)$ with a masked MLP. TarFlow (Zhai et al. 2024,
+# Lesson 02's affine autoregressive map, $z_i = (x_i - \mu_i(x_{<i}))\,e^{-\alpha_i(x_{<i})}$, has a triangular Jacobian
+# and log-det $-\sum_i \alpha_i$. MAF computed $(\mu_i, \alpha_i)$ with a masked MLP. TarFlow (Zhai et al. 2024,
 # *Normalizing flows are capable generative models*) uses a **causal transformer** on a sequence of image patches
 # instead, stacks several such blocks with the token order reversed between them, and trains the stack by maximum
 # likelihood; the paper reports image likelihoods and samples competitive with other generative models of its time
 # (see the paper for its figures). The density is one parallel pass per block; sampling inverts token by token.
 #
 # `flowlib.bijections.transformer.TransformerAutoregressive` is one such block: the sequence shifted right behind a learned
-# start token, causal self-attention, a zero-initialised head. Here on 2D (two tokens of one coordinate), through the
-# course's brute-force checks, then trained on the moons:
+# start token, causal self-attention, a zero-initialised head. Here first on four tokens of one coordinate each, through
+# the course's brute-force checks, then as a stack trained on the 2D moons:
 
 # %%
 block = TransformerAutoregressive(4, token_dim=1, width=16, heads=2, order="reverse")

@@ -43,6 +43,9 @@ def _init(x):
     (lambda x: (_init(x)[0], -x.mean((0, 2, 3))), "shift_unscaled"),
     (lambda x: (_init(x)[0], -_init(x)[1]), "shift_sign"),
     (lambda x: (x.mean(0), x.mean(0)), "wrong_shape"),
+    # one image's statistics instead of the batch's (unreachable before: it compared with the batch's std)
+    (lambda x: (-x[0].std((1, 2), unbiased=False).log(), -x[0].mean((1, 2)) / x[0].std((1, 2), unbiased=False)),
+     "first_sample"),
     (lambda x: _init(x)[0], "not_a_pair"),
     (lambda x: None, "missing"),
 ])

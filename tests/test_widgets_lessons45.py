@@ -120,19 +120,20 @@ def test_temperature_widget_draws_the_inverse_of_scaled_latents(image_model):
 
 
 def test_temperature_widget_prefetches_every_slider_value_while_the_loop_is_idle(image_model):
-    """In a kernel (a running event loop) the widget decodes every slider value ahead, nearest to the current T
-    first, one per turn of the loop; a move meanwhile is served at once; the prefetched samples are the ones a move
-    would compute. Outside a loop nothing starts."""
+    """On an event loop (a kernel's, in JupyterLab) the widget decodes every slider value ahead, nearest to the
+    current T first, one per turn of the loop; a move meanwhile is served at once; the prefetched samples are the
+    ones a move would compute. Outside a Jupyter kernel nothing starts by itself, even where another library runs
+    a loop (this test may share its process with Playwright's)."""
     import asyncio
 
     w = wi.temperature_samples(image_model, n=4, nrow=2)
-    assert w.prefetching is False and list(w._cache) == [1.0]  # no loop here: only the first picture
+    assert w.prefetching is False and list(w._cache) == [1.0]  # no kernel here: only the first picture
     values = w.slider_values()
     assert len(values) == 23 and values[0] == 0.1 and values[-1] == 1.2 and 0.35 in values
 
     async def in_a_kernel():
-        v = wi.temperature_samples(image_model, n=4, nrow=2)
-        assert v.prefetching is True
+        v = wi.TemperatureWidget(image_model, n=4, nrow=2, prefetch=False)
+        assert v.prefetching is False and v.prefetch(loop=asyncio.get_running_loop()) is True
         await asyncio.sleep(0.05)  # a few turns of the loop: the nearest values come first
         early = list(v._cache)
         v.controls["T"].value = 0.1  # a move while it prefetches

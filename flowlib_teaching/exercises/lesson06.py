@@ -110,9 +110,12 @@ def check_actnorm_init(fn) -> str:
                 raise wrong("shift_sign", "log_scale is right; the shift has the wrong sign.")
             raise wrong("shift", f"log_scale is right; the shift should be {want_shift.numpy().round(4).tolist()}, "
                                   f"you give {shift.numpy().round(4).tolist()}.")
-        z_mean_per_sample = x.mean(dim=(2, 3))
-        if log_scale.numel() == c and torch.allclose(shift, -z_mean_per_sample[0] / std, rtol=1e-5):
-            raise wrong("first_sample", "your statistics come from one sample; use the whole batch and all pixels.")
+        # statistics of the first image only (over its pixels, not the batch)
+        mean0, std0 = x[0].mean(dim=(1, 2)), x[0].std(dim=(1, 2), unbiased=False)
+        if torch.allclose(log_scale, -std0.log(), rtol=1e-5) or torch.allclose(shift, -mean0 / std0, rtol=1e-5):
+            raise wrong("first_sample", "your statistics come from one image (x[0]); ActNorm's come from the whole "
+                                         "batch and all pixels.", "x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3), "
+                                                                   "unbiased=False).")
         raise wrong("other", f"for this batch log_scale should be {want_ls.numpy().round(4).tolist()} and shift "
                               f"{want_shift.numpy().round(4).tolist()}; you give {log_scale.numpy().round(4).tolist()} "
                               f"and {shift.numpy().round(4).tolist()}.")

@@ -28,6 +28,24 @@ __all__ = ["TemperatureWidget", "temperature_samples", "DequantizationWidget", "
            "SqueezeWidget", "squeeze_explorer"]
 
 
+def _kernel_loop():
+    """The event loop of the Jupyter kernel this code runs in, or None (plain Python, a test, a script). Only a
+    kernel's loop counts: another library's loop in this thread (Playwright's sync API keeps one) never idles here."""
+    import asyncio
+
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return None
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 # ---- 1. temperature -----------------------------------------------------------------------------------------------
 class TemperatureWidget(_Widget2D):
     """Samples x = f^{-1}(T·ε) of an image model for fixed ε ~ N(0, I): the same latent directions, scaled by T.
@@ -69,19 +87,16 @@ class TemperatureWidget(_Widget2D):
         s = self.controls["T"]
         return [round(s.min + k * s.step, 4) for k in range(round((s.max - s.min) / s.step) + 1)]
 
-    def prefetch(self, delay: float = 0.02) -> bool:
+    def prefetch(self, delay: float = 0.02, loop=None) -> bool:
         """Decode the samples of every temperature on the slider while the kernel is idle, nearest to the current T
         first, so that a later move only redraws (measured: the decoding is about three quarters of a cold update).
 
-        One temperature per turn of the kernel's event loop, ``delay`` seconds apart, so a slider move that arrives
-        meanwhile waits for one decoding at most. Runs only where an event loop is running (a Jupyter kernel);
-        returns whether it started. A decoding that fails stops the prefetch: the same failure then shows as the
-        widget's message when the slider reaches that value."""
-        import asyncio
-
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        One temperature per turn of the event loop ``loop`` (default: the running Jupyter kernel's; outside a kernel
+        nothing starts), ``delay`` seconds apart, so a slider move that arrives meanwhile waits for one decoding at
+        most. Returns whether it started. A decoding that fails stops the prefetch: the same failure then shows as
+        the widget's message when the slider reaches that value."""
+        loop = loop if loop is not None else _kernel_loop()
+        if loop is None:
             return False
         here = self.state.get("T", 1.0)
         pending = sorted(self.slider_values(), key=lambda t: (abs(t - here), t))
