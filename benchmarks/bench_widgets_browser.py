@@ -193,7 +193,9 @@ def run(lessons: list[str], presses: int, artifacts: pathlib.Path) -> None:
                     name = f"lesson{path.name[:2]}_widget{idx + 1}_{info['label'] or 'slider'}"
                     med, p90 = statistics.median(times), _percentile(times, 0.9)
                     page.screenshot(path=str(artifacts / f"widget-bench-{name}.png"))
+                    # "machine" reports this process's threads; the kernel's are set by OMP_NUM_THREADS above
                     common = dict(lesson=path.stem, widget=idx + 1, slider=info["label"], presses=len(times),
+                                  kernel_threads=int(server.env["OMP_NUM_THREADS"]),
                                   readout_checked=info["hasText"],
                                   presses_without_readout_change=info["readout_unchanged"], max_ms=round(max(times), 1),
                                   all_ms=[round(t, 1) for t in times], median_split=_split_medians(parts))

@@ -125,6 +125,7 @@ def test_temperature_widget_prefetches_every_slider_value_while_the_loop_is_idle
     ones a move would compute. Outside a Jupyter kernel nothing starts by itself, even where another library runs
     a loop (this test may share its process with Playwright's)."""
     import asyncio
+    import threading
 
     w = wi.temperature_samples(image_model, n=4, nrow=2)
     assert w.prefetching is False and list(w._cache) == [1.0]  # no kernel here: only the first picture
@@ -144,7 +145,12 @@ def test_temperature_widget_prefetches_every_slider_value_while_the_loop_is_idle
             await asyncio.sleep(0.02)
         return v, early
 
-    v, early = asyncio.run(in_a_kernel())
+    # a thread of its own: this worker's main thread may already hold Playwright's loop
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(out=asyncio.run(in_a_kernel())))
+    thread.start()
+    thread.join(timeout=120)
+    v, early = result["out"]
     assert sorted(v._cache) == values
     assert early[0] == 1.0 and set(early[1:3]) <= {0.95, 1.15, 1.1, 1.05}, early
     for t in (0.35, 1.2):
