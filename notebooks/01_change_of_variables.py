@@ -166,7 +166,7 @@ print(f"max |q_model - q_by_hand| = {(q_model - q_by_hand).abs().max():.2e}")
 # ## 3. A Gaussian through monotone non-linear maps
 #
 # With a non-linear $g$ the factor $1/\lvert g'(z)\rvert$ changes from point to point, so the shape changes, not
-# only the scale. Three maps from `flowlib.bijections.elementwise`, each pushed a standard normal:
+# only the scale. Three maps from `flowlib.bijections.elementwise`, each applied to a standard normal:
 #
 # | generative map $x = g(z)$ | flow $f$ (data → latent) | $q(x)$ is called |
 # |---|---|---|
@@ -227,7 +227,7 @@ print(f"max |flowlib - scipy| of log q over x in [0.05, 15]: {np.abs(ours.numpy(
 # sampling noise alone would give.
 #
 # **Things to try.**
-# - *affine*: double $a$ — the histogram widens and $q$ halves. Make $a$ negative: the map decreases, and $q$ uses
+# - *affine*: halve $a$ (from 3 to 1.5) — the histogram narrows and $q$ doubles. Make $a$ negative: the map decreases, and $q$ uses
 #   $\lvert a\rvert$. Slide $a$ to 0.
 # - *affine* with the *Uniform(0, 1)* base: a block of height $1/\lvert a\rvert$ between $b$ and $a + b$ (which
 #   end is the left one depends on the sign of $a$).
@@ -477,7 +477,8 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **What the flow learned.** $f$ is increasing and sends the data to (nearly) a standard normal: steep where the
-# data is dense (it spreads that mass out), flat in the gap between the modes. Sampling runs $f^{-1}$; for this
+# data is dense (a large $f'$ makes $q(x) = p(f(x))\,f'(x)$ high there; seen from the latent side, it spreads
+# the dense data out over $z$), flat in the gap between the modes. Sampling runs $f^{-1}$; for this
 # flow the inverse has no closed form and `MonotoneTanh` finds it by bisection, so sampling costs dozens of
 # passes where evaluating the density costs one — a trade-off later lessons remove with coupling layers.
 

@@ -166,12 +166,12 @@ ex.check_kl_gap(kl_answer, strict=True)
 #
 # The model: 8 MAF layers (hidden 64, 64) whose variable order alternates, on a standard normal base. The builder
 # `maf(2, num_layers=8, hidden=(64, 64))` (in `flowlib.builders`) returns a `Compose` of 8 of lesson 02's
-# `MAF` layers, the odd ones with `order="reverse"`; the cell after the training prints each layer's order. The
+# `MAF` layers, every second one (the 2nd, 4th, …) with `order="reverse"`; the cell after the training prints each layer's order. The
 # densities are `toy2d`'s `"moons"`, `"circles"` (two concentric rings; `toy2d` also has a different
 # `"rings"` density, not used here), `"8gaussians"` and `"checkerboard"`. Data: fresh
 # samples every step from the seeded samplers (so there is no overfitting to watch for, and held-out samples are
-# fresh too). `fit` minimises the NLL with Adam and lowers the learning rate along a cosine (the course's 2D recipe,
-# `flowlib.training.toy2d`, used again in lesson 04). Each run takes well under a minute in normal mode.
+# fresh too). `train_2d` (the course's 2D recipe in `flowlib.training.toy2d`, used again in lesson 04) minimises the NLL
+# with `fit` and Adam, and lowers the learning rate along a cosine. Each run takes well under a minute in normal mode.
 
 # %% slideshow={"slide_type": "subslide"} tags=["slide-output-only"]
 STEPS = flowlib.pick(1000, 40)
@@ -208,7 +208,7 @@ for name in DENSITIES:
           f"{r['floor_stderr']:.3f}  gap = KL {r['gap']:.3f} ± {r['gap_stderr']:.3f} nats")
 
 # %% slideshow={"slide_type": "-"}
-print("each layer's variable order (Python indices; the first is transformed first):",
+print("each layer's variable order (Python indices; the first listed is conditioned on nothing):",
       [layer.order.tolist() for layer in models["moons"].flow.flows])
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -266,18 +266,18 @@ plt.show()
 #
 # A **neural spline flow** (Durkan et al. 2019) keeps everything that makes MAF work — a MADE computes the
 # parameters of coordinate i from x_<i, so the Jacobian is triangular and log|det| is a sum of D terms — but
-# replaces the affine map by a flexible **increasing** function g(x_i; θ_i(x_<i)): a *monotone rational-quadratic
+# replaces the affine map by a flexible **increasing** function τ(x_i; θ_i(x_<i)): a *monotone rational-quadratic
 # spline*. On [−B, B] it passes through K + 1 knots with positive slopes, each piece a ratio of two quadratics;
 # outside it is the identity. Increasing means invertible; its derivative is a closed formula, so
 #
-# log|det ∂z/∂x| = Σᵢ log g′(xᵢ; θᵢ(x_<ᵢ)),
+# log|det ∂z/∂x| = Σᵢ log τ′(xᵢ; θᵢ(x_<ᵢ)),
 #
 # and the inverse is exact: inside a bin, finding x from z means solving a quadratic equation. (The formulas are in
 # the docstring of `flowlib.bijections.splines`.) One layer can now move mass into several bumps at once. Below, a single
 # spline layer (`RQSpline`, 8 bins) is fitted by maximum likelihood to a 1D density with two bumps. The best a
 # single affine layer can do is the Gaussian with the data's mean and standard deviation. In the density direction
-# z = g(x) and q(x) = p(g(x))·g′(x): the fitted spline is steep where the data are (it piles mass up there) and
-# flat in between.
+# z = τ(x) and q(x) = p(τ(x))·τ′(x) (τ, not lesson 01's g: this map goes from data to latent): the fitted spline
+# is steep where the data are (a large τ′ makes q high there) and flat in between.
 
 # %% slideshow={"slide_type": "subslide"}
 import math
@@ -304,14 +304,14 @@ with torch.no_grad():
     q_spline = one_layer.log_prob(u).exp()
 q_affine = torch.exp(-0.5 * ((u - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
 fig, axes = plot2d.new_figure(2, size=3.3)
-axes[0, 0].plot(u[:, 0], g[:, 0], label="spline g(x)")
+axes[0, 0].plot(u[:, 0], g[:, 0], label="spline τ(x)")
 axes[0, 0].plot(u[:, 0], (u[:, 0] - mean) / std, ls="--", label="best affine map")
 axes[0, 0].set(xlabel="x (data)", ylabel="z (latent)", title="one layer, data → latent")
 axes[0, 0].legend(fontsize=8)
 axes[0, 1].plot(u[:, 0], two_bumps_density(u[:, 0]), "k:", label="data")
 axes[0, 1].plot(u[:, 0], q_spline, label="one spline layer")
 axes[0, 1].plot(u[:, 0], q_affine[:, 0], ls="--", label="one affine layer")
-axes[0, 1].set(xlabel="x", ylabel="density", title="q(x) = p(g(x)) · g′(x)", ylim=(0, 0.65))
+axes[0, 1].set(xlabel="x", ylabel="density", title="q(x) = p(τ(x)) · τ′(x)", ylim=(0, 0.65))
 axes[0, 1].legend(loc="upper center", fontsize=8)
 torch.manual_seed(0)
 check_stack = spline_maf(2, num_layers=2, hidden=(16, 16), bound=2.0)
@@ -344,7 +344,7 @@ for j, name in enumerate(DENSITIES):
                         title=f"spline: {spline_results[name]['gap']:.3f} nats")
     for i in (0, 1):
         fig.colorbar(axes[i, j].images[-1], ax=axes[i, j], shrink=0.8)
-fig.suptitle("same data, same 1000 steps: each title is the held-out gap to the floor (KL, nats)")
+fig.suptitle(f"same data, same {STEPS} steps: each title is the held-out gap to the floor (KL, nats)")
 fig
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
@@ -366,7 +366,8 @@ fig
 # Sampling runs the stack backwards: z ∼ N(0, I) → f_K⁻¹ → … → f₁⁻¹ → x. Slide k from 0 (the base) to K (the
 # model): the left panel shows the same base samples after k inverse layers, the right panel the density of those
 # intermediate samples (the base pushed through k layers, by the change of variables, `plot2d.stage_log_prob`).
-# Each layer only shifts and scales one coordinate given the other; the shape emerges from the stack. The states
+# Each layer shifts and scales each coordinate given the ones before it in its order (the first by learned
+# constants); the shape emerges from the stack. The states
 # keep section 1's numbering, h₀ = x, …, h_K = z (density direction): sampling visits them backwards, so after k
 # inverse layers the samples are h_{K−k}; the widget and the static figure below label their axes that way.
 

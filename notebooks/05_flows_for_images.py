@@ -57,7 +57,7 @@ from flowlib_teaching.widgets.widgets_images import dequantization_width, squeez
 
 device = fl.setup(seed=0)  # seed, one thread, the device, and whether fast mode is on
 FAST = fl.fast_mode()  # the test suite sets FLOWS_FAST=1: fewer steps and images, same code
-RETRAIN = False  # True: train the lesson's model yourself (about an hour on 2 CPU cores) instead of loading it
+RETRAIN = False  # True: train the lesson's model yourself (about 80 minutes on one thread) instead of loading it
 FULL_EVAL = False  # True: evaluate the shipped model on all 10,000 test images (minutes) instead of a subset
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -206,7 +206,7 @@ print(f"... corrected by -log2(0.5) = +1 bit/dim:                         {flatt
 # Left: the values y = x + w·u of pixels at levels 0 to 3 — each level owns a box of width w, and 1 − w of
 # every unit cell stays empty. Right: the histogram model fitted to width-w noise (`histogram.with_width(w)`,
 # density freq/w inside each box), evaluated on test images both ways for w from 0.1 to 1: the uncorrected
-# number falls by log₂ w per dimension as w shrinks, the corrected one (flowlib's `bits_per_dim` with
+# number falls by −log₂ w per dimension as w shrinks, the corrected one (flowlib's `bits_per_dim` with
 # `noise_width=w`) does not move, because the model is as good as before.
 
 # %% slideshow={"slide_type": "-"}
@@ -347,8 +347,8 @@ print(f"{'':38} {'parameters':>10} {'seconds':>8} {'bits/dim':>9}  ({scale_steps
 for name, n_params, seconds, bpd in scale_rows:
     print(f"{name:38} {n_params:10,} {seconds:8.1f} {bpd:9.3f}")
 (_, _, t_multi, b_multi), (_, _, t_single, b_single) = scale_rows
-print(f"multi-scale: {t_single / t_multi:.2f}x faster per step, {b_single - b_multi:+.3f} bits/dim "
-      f"better than single scale" + (" (fast mode: too few steps to mean much)" if FAST else ""))
+print(f"multi-scale: {t_single / t_multi:.2f}x faster per step, {abs(b_single - b_multi):.3f} bits/dim "
+      f"{'better' if b_multi < b_single else 'worse'} than single scale" + (" (fast mode: too few steps to mean much)" if FAST else ""))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The full model of this lesson (2 levels, 8 couplings per level, 128 hidden channels) trains in about an hour on

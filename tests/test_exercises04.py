@@ -64,6 +64,8 @@ def test_right_answers_pass_and_placeholders_are_not_answered(check, right):
     (lambda z, m, f: ((z - f(z)[1]) * torch.exp(f(z)[0]), -f(z)[0].sum(1)), "wrong_sign_scale"),
     (lambda z, m, f: (z * torch.exp(-f(z)[0]) - f(z)[1], -f(z)[0].sum(1)), "wrong_order"),
     (lambda z, m, f: (z * torch.exp(-f(z)[0]), -f(z)[0].sum(1)), "forgot_shift"),
+    # dividing by the log-scale (inf/NaN where s = 0): it used to be reported as "changed_passed_through"
+    (lambda z, m, f: ((z - f(z)[1]) / f(z)[0], -f(z)[0].sum(1)), "scale_not_log"),
     (lambda z, m, f: ((z - f(z)[1]) * torch.exp(-f(z)[0]), f(z)[0].sum(1)), "logdet_sign"),
     (lambda z, m, f: ((z - f(z)[1]) * torch.exp(-f(z)[0]), torch.zeros(len(z))), "logdet_zero"),
     (lambda z, m, f: (z - f(z)[1]) * torch.exp(-f(z)[0]), "not_a_pair"),

@@ -188,7 +188,7 @@ def test_dequantization_widget_corrected_figure_does_not_move():
     assert all(b.get_width() == 0.5 for b in w._boxes) and list(w._mark.get_xdata()) == [0.5, 0.5]
     y, lv = w.state["y"], w.state["levels"]
     assert ((y >= lv) & (y < lv + 0.5)).all()  # every value stays inside its width-w box
-    assert "-1.00" in w.message.value
+    assert "looks 1.00 bits/dim 'better'" in w.message.value and "−log2 w = 1.00" in w.message.value
 
 
 # ---- lesson 05: squeeze -------------------------------------------------------------------------------------------------

@@ -287,7 +287,7 @@ def check_exponential_sampler(sample, rate: float = 2.0, n: int = 200_000) -> st
         raise wrong("non_uniform_input",
                      f"{100 * neg:.0f}% of your samples are negative; an exponential variable is never negative. "
                      f"−log(u) is negative only when u > 1, so your u is not uniform on (0, 1).",
-                     "draw u with torch.rand(n) (uniform), not torch.randn(n) (normal).")
+                     "some of your u exceed 1: draw u uniform on (0, 1), with torch.rand(n).")
     if np.array_equal(first, second):
         raise wrong("not_random", "your sampler returns the same numbers every time it is called (even after "
                                    "reseeding), so it is not drawing fresh random numbers.",

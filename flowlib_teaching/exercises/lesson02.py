@@ -26,7 +26,7 @@ __all__ = ["ExerciseError", "ExerciseResult", "check_area", "check_triangular_lo
 AREA_MATRIX = [[1.0, 2.0], [1.5, 0.5]]  # det = 0.5 - 3 = -2.5
 
 
-@checker("Exercise 02.1 — the area of the image of the unit square",
+@checker("Exercise 1 — the area of the image of the unit square",
           "replace the ... with a number: det A = ad − bc for A = [[1, 2], [1.5, 0.5]], then take |·|.",
           answer="value")
 def check_area(answer) -> str:
@@ -58,7 +58,7 @@ def _lower_triangular_batch(seed: int = 0) -> torch.Tensor:
     return J - torch.diag_embed(torch.diagonal(J, dim1=1, dim2=2)) + torch.diag_embed(sign * diag)
 
 
-@checker("Exercise 02.3 — log|det J| of a triangular Jacobian",
+@checker("Exercise 3 — log|det J| of a triangular Jacobian",
           "write triangular_logdet(J) for a batch J of shape (B, D, D) and run the cell again.")
 def check_triangular_logdet(fn: Callable) -> str:
     """Exercise 02.3: ``fn(J)`` for a batch of lower-triangular J (B, D, D) returns log|det J| of shape (B,),
@@ -89,14 +89,17 @@ def check_triangular_logdet(fn: Callable) -> str:
     if torch.allclose(out, diag.prod(1).abs(), atol=1e-8) or torch.allclose(out, diag.prod(1), atol=1e-8):
         raise wrong("not_log", "that is |det J| (a product), not its log. Sum the logs instead: Σ log|J_ii| (also "
                                 "safer: a product of many numbers under- or overflows).")
-    if torch.allclose(out, torch.log(J.abs().clamp_min(1e-300)).sum((1, 2)), atol=1e-6) or \
+    # the whole matrix: log|J| summed over every entry is −inf here (the zeros above the diagonal)
+    if bool(torch.isneginf(out).all()) or \
+            torch.allclose(out, torch.log(J.abs().clamp_min(1e-300)).sum((1, 2)), atol=1e-6) or \
             torch.allclose(out, J.abs().sum((1, 2)), atol=1e-6):
-        raise wrong("whole_matrix", "you summed over the whole matrix; only the diagonal entries J_ii count.")
+        raise wrong("whole_matrix", "you summed over the whole matrix (log 0 = −inf for the zeros above the "
+                                     "diagonal); only the diagonal entries J_ii count.")
     raise wrong("wrong", "the values differ from log|det J| (checked against torch.linalg.slogdet). Expected "
                           f"{truth[:3].numpy().round(4).tolist()}..., got {out[:3].numpy().round(4).tolist()}...")
 
 
-@checker("Exercise 02.2 — the Jacobian of the sine shear",
+@checker("Exercise 2 — the Jacobian of the sine shear",
           "write sine_shear_jacobian(x1, x2, c) returning [[∂y₁/∂x₁, ∂y₁/∂x₂], [∂y₂/∂x₁, ∂y₂/∂x₂]] and run the "
           "cell again.")
 def check_sine_shear_jacobian(fn: Callable) -> str:

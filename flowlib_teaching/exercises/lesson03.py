@@ -34,7 +34,7 @@ def _small_stack():
     return list(flow.flows), StandardNormal(2)
 
 
-@checker("Exercise 03.1 — log q(x) of a stack of flows",
+@checker("Exercise 1 — log q(x) of a stack of flows",
           "write composition_log_prob(flows, base, x) and run the cell again.")
 def check_composition_log_prob(fn: Callable) -> str:
     """Exercise 03.1: ``fn(flows, base, x)`` returns log q(x) for the composition of ``flows`` (data -> latent,
@@ -86,7 +86,7 @@ def check_composition_log_prob(fn: Callable) -> str:
 KL_NUMBERS = {"nll": 2.61, "floor": 2.39}  # nats
 
 
-@checker("Exercise 03.2 — reading a gap as a KL divergence",
+@checker("Exercise 2 — reading a gap as a KL divergence",
           "replace the ... with a number, using E_{p_data}[−log q] = H(p_data) + KL(p_data ‖ q).", answer="value")
 def check_kl_gap(answer) -> str:
     """Exercise 03.2: with held-out NLL 2.61 nats and floor (entropy of p_data) 2.39 nats, estimate KL(p_data || q)."""
@@ -115,7 +115,7 @@ def check_kl_gap(answer) -> str:
 PASS_KEYS = ("maf_density", "maf_sampling", "iaf_density", "iaf_sampling")
 
 
-@checker("Exercise 03.3 — network passes of one autoregressive layer in D = {dim} dimensions",
+@checker("Exercise 3 — network passes of one autoregressive layer in D = {dim} dimensions",
           "fill in all four numbers and run the cell again.", answer="value")
 def check_pass_counts(answer, dim: int = 10) -> str:
     """Exercise 03.3: network passes needed by ONE autoregressive layer in D = 10 dimensions, as a dict with keys

@@ -55,6 +55,12 @@ def check_coupling_inverse(inverse) -> str:
     x_hat = _tensor(out[0], "your x", tuple(x.shape))
     logdet = _tensor(out[1], "your logdet", (x.shape[0],))
     keep = layer.mask.bool()
+    # dividing by the log-scale s divides by 0 where s = 0 (the passed-through half): judge it on the other half
+    by_s = (z - t)[:, ~keep] / s[:, ~keep]
+    if torch.allclose(x_hat[:, ~keep], by_s, atol=1e-6) and not torch.allclose(x_hat[:, ~keep], x[:, ~keep]):
+        raise wrong("scale_not_log", "you divided by s; s is a LOG-scale, the scale is exp(s) (and s = 0 on the "
+                                      "passed-through half, where your division gives inf or NaN).",
+                     "write the forward map, z = x * exp(s) + t, and solve it for x.")
     if not torch.allclose(x_hat[:, keep], x[:, keep], atol=1e-8):
         raise wrong("changed_passed_through", "your x differs from the true x on the PASSED-THROUGH coordinates "
                      "(mask == 1); those were copied by the forward map, so the inverse must copy them back.",

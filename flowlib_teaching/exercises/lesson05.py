@@ -112,7 +112,7 @@ def check_pipeline_bits_per_dim(fn) -> str:
 @checker("Exercise 2 — undo a squeeze",
           "write unsqueeze(z) for z of shape (B, 4C, H/2, W/2) with reshape and permute, returning (B, C, H, W).")
 def check_unsqueeze(fn) -> str:
-    """``fn(z)``: the inverse of ``flowlib.multiscale.Squeeze`` (channel 4c + 2i + j holds pixel (2h + i, 2w + j) of
+    """``fn(z)``: the inverse of ``flowlib.bijections.Squeeze`` (channel 4c + 2i + j holds pixel (2h + i, 2w + j) of
     channel c), written with tensor operations; compared with ``Squeeze().inverse`` on numbered tensors."""
     from flowlib.bijections import Squeeze
 

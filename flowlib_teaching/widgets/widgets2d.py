@@ -175,10 +175,10 @@ def matrix_deformation(a: float = 1.5, b: float = 0.5, c: float = 0.25, d: float
 
 # ---- 2. a non-linear map is locally linear ----------------------------------------------------------------------------
 class LocalLinearWidget(_Widget2D):
-    """A non-linear map g deforms a grid. Around a picked point p, g(u) ≈ g(p) + J(p)(u - p): a small square of
-    side r is sent to (almost) the parallelogram J(p) sends it to, and its area is multiplied by |det J(p)|.
+    """A non-linear map T deforms a grid. Around a picked point a, T(u) ≈ T(a) + J(a)(u - a): a small square of
+    side r is sent to (almost) the parallelogram J(a) sends it to, and its area is multiplied by |det J(a)|.
 
-    state: point (2,), jacobian (2, 2) by autograd, det, curved (the image of the small square's outline under g),
+    state: point (2,), jacobian (2, 2) by autograd, det, curved (the image of the small square's outline under T),
     linear (its image under the linear approximation), error (max distance between the two, divided by r),
     area_ratio (area of the curved image / r^2, by the shoelace formula), message.
     """
@@ -194,8 +194,8 @@ class LocalLinearWidget(_Widget2D):
         controls = {"map": W.Dropdown(options=list(MAPS_2D), value=map_name, description="map",
                                       layout=W.Layout(width="220px")),
                     "strength": _slider(strength, 0.0, 0.9, 0.05, "strength"),
-                    "px": _slider(px, -2.5, 2.5, 0.05, "point x₁"),
-                    "py": _slider(py, -2.5, 2.5, 0.05, "point x₂"),
+                    "px": _slider(px, -2.5, 2.5, 0.05, "point a₁"),
+                    "py": _slider(py, -2.5, 2.5, 0.05, "point a₂"),
                     "r": _slider(r, 0.05, 1.5, 0.05, "square side r")}
         super().__init__(controls, (11.5, 4.2), dpi, ncols=3)
         self.update()
@@ -245,14 +245,14 @@ class LocalLinearWidget(_Widget2D):
         _title(ax_out, " ")
         self._images = []
         for ax in (ax_out, ax_zoom):
-            (curved,) = ax.fill([0, 1, 1], [0, 0, 1], color="tab:orange", alpha=0.5, label="g(square)")
-            (linear,) = ax.plot([], [], color="tab:red", ls="--", lw=1.6, label="g(p) + J(p)(x − p)")
+            (curved,) = ax.fill([0, 1, 1], [0, 0, 1], color="tab:orange", alpha=0.5, label="T(square)")
+            (linear,) = ax.plot([], [], color="tab:red", ls="--", lw=1.6, label="T(a) + J(a)(x − a)")
             (point,) = ax.plot([0], [0], "ko", ms=4)
             self._images.append((curved, linear, point))
             ax.set_aspect("equal")
             _labels(ax, ("y_1", "y_2"))
-        _title(ax_zoom, "zoom near g(p)")
-        ax_zoom.set(xticks=[], yticks=[])  # it follows g(p): its width is in the title, so no ticks to redraw
+        _title(ax_zoom, "zoom near T(a)")
+        ax_zoom.set(xticks=[], yticks=[])  # it follows T(a): its width is in the title, so no ticks to redraw
         ax_zoom.legend(loc="upper left", fontsize=8)
         self.suptitle.set_fontsize(10)
 
@@ -270,7 +270,7 @@ class LocalLinearWidget(_Widget2D):
         lo, hi = np.floor((lo - pad) * 2) / 2, np.ceil((hi + pad) * 2) / 2  # on half units: the limits (and the
         ax_out = self.axes[1]                                              # cached ticks) move less often
         ax_out.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
-        ax_out.title.set_text(f"output y = g(x) ({v['map']})")
+        ax_out.title.set_text(f"output y = T(x) ({v['map']})")
         self._grid_key = key
 
     def _draw(self) -> None:
@@ -288,17 +288,17 @@ class LocalLinearWidget(_Widget2D):
             point.set_data([gp[0]], [gp[1]])
         half = 0.5 * max(np.ptp(np.vstack([cur, lin]), axis=0).max(), 1e-3) * 1.25
         self.axes[2].set(xlim=(gp[0] - half, gp[0] + half), ylim=(gp[1] - half, gp[1] + half))
-        self.axes[2].title.set_text(f"zoom near g(p): {2 * half:.2g} wide")
+        self.axes[2].title.set_text(f"zoom near T(a): {2 * half:.2g} wide")
         J = s["jacobian"]
-        self.suptitle.set_text(f"J(p) = [[{J[0, 0]:.2f}, {J[0, 1]:.2f}], [{J[1, 0]:.2f}, {J[1, 1]:.2f}]]    "
-                               f"det J(p) = {s['det']:.3f}    area of g(square) / r² = {s['area_ratio']:.3f}    "
+        self.suptitle.set_text(f"J(a) = [[{J[0, 0]:.2f}, {J[0, 1]:.2f}], [{J[1, 0]:.2f}, {J[1, 1]:.2f}]]    "
+                               f"det J(a) = {s['det']:.3f}    area of T(square) / r² = {s['area_ratio']:.3f}    "
                                f"largest gap / r = {s['error']:.3f}")
 
 
 def local_linearization(map_name: str = "sine shear", strength: float = 0.6, px: float = 0.8, py: float = 0.4,
                         r: float = 0.8) -> LocalLinearWidget:
     """Lesson 02: a non-linear map deforms a grid; shrink the square (r) and the curved image becomes the
-    parallelogram of the Jacobian, with area ratio -> |det J(p)|."""
+    parallelogram of the Jacobian, with area ratio -> |det J(a)|."""
     return LocalLinearWidget(map_name, strength, px, py, r)
 
 

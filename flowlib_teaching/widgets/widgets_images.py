@@ -230,8 +230,8 @@ class DequantizationWidget(_Widget2D):
         unc, cor = self._bpd(w)
         msg = ""
         if w < 1:
-            msg = (f"uncorrected, the same model looks {unc - cor:+.2f} bits/dim 'better' (= log2 w = "
-                   f"{math.log2(w):+.2f}); the corrected number does not move")
+            msg = (f"uncorrected, the same model looks {cor - unc:.2f} bits/dim 'better' (−log2 w = "
+                   f"{-math.log2(w):.2f}); the corrected number does not move")
         return {"w": w, "levels": levels.numpy(), "y": y, "uncorrected": unc, "corrected": cor,
                 "curve_w": np.array(self.WIDTHS), "curve_uncorrected": np.array([c[0] for c in self.curve]),
                 "curve_corrected": np.array([c[1] for c in self.curve]), "message": msg}
