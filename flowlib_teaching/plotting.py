@@ -10,7 +10,6 @@ import io
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["LiveLossPlot", "plot_density_vs_samples", "plot_1d_density_fit"]
@@ -56,7 +55,9 @@ class LiveLossPlot:
         self.every, self.title, self.steps, self.reference, self.scale = every, title, steps, reference, scale
         self.window, self.ylabel = window, ylabel
         self.figure = Figure(figsize=(6.5, 3.0), dpi=dpi)
-        FigureCanvasAgg(self.figure)
+        from flowlib_teaching.widgets.textcache import TextCachingCanvas
+
+        TextCachingCanvas(self.figure)  # its labels and ticks are drawn from cached glyphs at each redraw
         self.ax = self.figure.add_subplot()
         self.figure.subplots_adjust(left=0.13, right=0.97, bottom=0.17, top=0.88)
         self._handle = None

@@ -33,12 +33,9 @@ def _kernel_loop():
     kernel's loop counts: another library's loop in this thread (Playwright's sync API keeps one) never idles here."""
     import asyncio
 
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return None
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
+    from flowlib_teaching.plotting import _in_kernel
+
+    if not _in_kernel():
         return None
     try:
         return asyncio.get_running_loop()
