@@ -102,8 +102,10 @@ GLYPH_CACHE = TextCache(max_entries=50_000)  # single glyphs, for strings not se
 
 # matplotlib >= 3.11 draws every glyph in RendererAgg._draw_text_glyphs_and_boxes; older versions draw whole strings
 # (the string cache above still applies there)
-_GLYPH_HOOK = RenderMode is not None and list(inspect.signature(getattr(RendererAgg, "_draw_text_glyphs_and_boxes", lambda: None)).parameters) \
-    == ["self", "gc", "x", "y", "angle", "glyphs", "boxes"]
+_GLYPH_METHOD = getattr(RendererAgg, "_draw_text_glyphs_and_boxes", None)
+_GLYPH_HOOK = (RenderMode is not None and _GLYPH_METHOD is not None
+               and list(inspect.signature(_GLYPH_METHOD).parameters) == ["self", "gc", "x", "y", "angle", "glyphs",
+                                                                          "boxes"])
 
 
 class TextCachingRenderer(RendererAgg):
@@ -125,7 +127,6 @@ class TextCachingRenderer(RendererAgg):
         load_flags = get_hinting_flag()
         antialiased = bool(gc.get_antialiased())
         mode = RenderMode.NORMAL if antialiased else RenderMode.MONO
-        rest = []
         for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
             tx = round(0x40 * (x + dx * cos - dy * sin))
             ty = round(0x40 * (self.height - y + dx * sin + dy * cos))  # FreeType's y is upwards
@@ -146,8 +147,8 @@ class TextCachingRenderer(RendererAgg):
             # draw_text_image's y is downwards and at the bitmap's bottom side
             self._renderer.draw_text_image(buffer, (tx >> 6) + left, int(self.height) - ((ty >> 6) + top)
                                            + buffer.shape[0], 0, gc)
-        if boxes:
-            super()._draw_text_glyphs_and_boxes(gc, x, y, angle, rest, boxes)
+        if boxes:  # mathtext's fraction bars and roots: drawn as paths, as matplotlib does
+            super()._draw_text_glyphs_and_boxes(gc, x, y, angle, (), boxes)
         return None
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
