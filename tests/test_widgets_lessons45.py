@@ -161,6 +161,49 @@ def test_temperature_widget_prefetches_every_slider_value_while_the_loop_is_idle
     assert sorted(w._cache) == values
 
 
+def test_temperature_widget_survives_a_model_that_fails_to_decode(image_model):
+    """A model whose inverse fails at some temperatures (a student's own model can overflow): the move shows a
+    message and keeps the last picture; the idle-time prefetch stops at the failure instead of raising in the
+    kernel's event loop."""
+    import asyncio
+    import threading
+
+    from flowlib.core import FlowNumericalError
+
+    class Fragile(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model, self.base = model, model.base
+            self.flow = self
+
+        def inverse(self, z):
+            if float(z.abs().max()) > 1.1 * limit:  # T > 1.1
+                raise FlowNumericalError("the inverse overflowed (planted)")
+            return self.model.flow.inverse(z)
+
+    with torch.no_grad():  # the widget's own ε (seed 0): its largest entry, at T = 1
+        limit = float(image_model.base.sample(4, generator=torch.Generator().manual_seed(0)).abs().max())
+    w = wi.TemperatureWidget(Fragile(image_model), n=4, nrow=2, prefetch=False)
+    shown = w.png
+    w.controls["T"].value = 1.2
+    assert "could not decode" in w.message.value and "overflowed" in w.message.value
+    assert w.state["T"] == 1.0 and w.png == shown  # the last good picture stays
+    w.controls["T"].value = 0.5
+    assert w.message.value == "" and w.state["T"] == 0.5
+
+    async def prefetch_all():
+        v = wi.TemperatureWidget(Fragile(image_model), n=4, nrow=2, prefetch=False)
+        v.prefetch(delay=0.0, loop=asyncio.get_running_loop())
+        await asyncio.sleep(0.5)
+        return v
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(v=asyncio.run(prefetch_all())))
+    thread.start()
+    thread.join(timeout=60)
+    assert 1.2 not in result["v"]._cache and 1.0 in result["v"]._cache  # stopped at the failure, no exception
+
+
 # ---- lesson 05: dequantization noise width ----------------------------------------------------------------------------
 class _Histogram(torch.nn.Module):
     """Independent pixels with frequencies freq, spread over boxes of width w: log q(y) = Σ log(freq[⌊y⌋] / w)."""

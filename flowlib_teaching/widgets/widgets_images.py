@@ -20,6 +20,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from flowlib import images as img
+from flowlib.core import FlowInputError
 from flowlib.bijections.reshape import Squeeze
 from flowlib_teaching.plot_images import image_grid
 from flowlib_teaching.widgets.widgets2d import _slider, _title, _Widget2D
@@ -133,7 +134,10 @@ class TemperatureWidget(_Widget2D):
         t = round(float(v["T"]), 4)
         if t <= 0:
             return {**self.state, "message": "T must be positive"}
-        return dict(self._samples_at(t))
+        try:
+            return dict(self._samples_at(t))
+        except FlowInputError as err:  # e.g. the inverse overflowed at this T: a message, the last picture kept
+            return {**self.state, "message": f"T = {t:g}: the model could not decode these samples ({err})"}
 
     @staticmethod
     def _image_shape(y: Tensor) -> tuple[int, ...]:
